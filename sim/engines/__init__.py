@@ -1,0 +1,24 @@
+"""Engines replay a patient table through capacitated bed pools; they draw no random numbers.
+
+Both return a :class:`~sim.engines.trace.Trace`; given the same table they return equal traces.
+"""
+
+from sim.engines.trace import Trace
+
+ENGINES = ("numba", "simpy")
+
+
+def run_engine(name: str, network, table) -> Trace:
+    """Run the named engine on a patient table."""
+    if name == "numba":
+        from sim.engines.numba_core import run
+
+        return run(network, table)
+    if name == "simpy":
+        from sim.engines.simpy_model import run
+
+        return run(network, table)
+    raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+
+
+__all__ = ["ENGINES", "Trace", "run_engine"]

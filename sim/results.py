@@ -1,0 +1,231 @@
+"""Results across replications: tidy tables, 95% CIs, summary.json and run folders."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from sim.metrics import POOL_METRICS, STAY_THRESHOLDS, ReplicationMetrics, risk_rule, stp_rule
+from sim.scenario import Scenario
+
+
+def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and two-sided t confidence interval across replications (NaN CI for one value)."""
+    values = np.asarray(values, dtype=float)
+    n = values.size
+    mean = float(values.mean())
+    if n < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * values.std(ddof=1) / math.sqrt(n))
+    return mean, mean - half, mean + half
+
+
+def _clean(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _estimate(values: np.ndarray, digits: int = 6) -> dict[str, Any]:
+    mean, lo, hi = mean_ci(values)
+    ci = [_clean(round(lo, digits)), _clean(round(hi, digits))]
+    return {"mean": _clean(round(mean, digits)), "ci95": ci}
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write a file via a temp file in the same folder and a rename: never half written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass
+class Results:
+    """Metrics of every replication of one scenario, with the context needed to report them."""
+
+    scenario: Scenario
+    seed: int
+    engine: str
+    pool_names: list[str]
+    cohort_names: list[str]
+    pool_values: np.ndarray  # [replications, pools, POOL_METRICS]
+    cohort_admissions: np.ndarray  # [replications, cohorts]
+    census_days: np.ndarray  # int32 [replications, pools, days]
+    unconstrained_census: np.ndarray  # int32 [replications, pools, days]
+    target_occupancy: float = 0.95
+    epsilon: float = 0.05
+    timings: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_metrics(cls, scenario: Scenario, metrics: list[ReplicationMetrics], *, seed: int,
+                     engine: str, target_occupancy: float = 0.95, epsilon: float = 0.05,
+                     timings: dict[str, Any] | None = None) -> Results:
+        return cls(
+            scenario=scenario, seed=seed, engine=engine,
+            pool_names=list(scenario.pools), cohort_names=list(scenario.cohorts),
+            pool_values=np.stack([m.pool for m in metrics]),
+            cohort_admissions=np.stack([m.cohort_admissions for m in metrics]),
+            census_days=np.stack([m.census for m in metrics]),
+            unconstrained_census=np.stack([m.unconstrained_census for m in metrics]),
+            target_occupancy=target_occupancy, epsilon=epsilon, timings=dict(timings or {}),
+        )
+
+    @property
+    def replications(self) -> int:
+        return self.pool_values.shape[0]
+
+    def metric(self, pool: str, name: str) -> np.ndarray:
+        """One metric of one pool, one value per replication."""
+        return self.pool_values[:, self.pool_names.index(pool), POOL_METRICS.index(name)]
+
+    def admissions(self, cohort: str) -> np.ndarray:
+        return self.cohort_admissions[:, self.cohort_names.index(cohort)]
+
+    def replications_frame(self) -> pd.DataFrame:
+        """Long table: replication, pool, metric, value."""
+        r, p, m = np.meshgrid(np.arange(self.replications), self.pool_names, POOL_METRICS,
+                              indexing="ij")
+        return pd.DataFrame({"replication": r.ravel(), "pool": p.ravel(), "metric": m.ravel(),
+                             "value": self.pool_values.ravel()})
+
+    def summary(self) -> pd.DataFrame:
+        """Tidy table, one row per pool x metric: mean and 95% CI across replications."""
+        rows = []
+        for k, pool in enumerate(self.pool_names):
+            for j, name in enumerate(POOL_METRICS):
+                mean, lo, hi = mean_ci(self.pool_values[:, k, j])
+                rows.append({"pool": pool, "metric": name, "mean": mean, "ci_low": lo, "ci_high": hi})
+        return pd.DataFrame(rows)
+
+    def census(self) -> pd.DataFrame:
+        """Daily midnight census per pool per replication (long format, with calendar date)."""
+        n_rep, n_pool, n_days = self.census_days.shape
+        first = int(math.ceil(self.scenario.warmup_days))
+        days = np.arange(first, first + n_days)
+        r, p, d = np.meshgrid(np.arange(n_rep), np.arange(n_pool), days, indexing="ij")
+        dates = pd.Timestamp(self.scenario.start) + pd.to_timedelta(d.ravel(), unit="D")
+        return pd.DataFrame({"replication": r.ravel(), "pool": np.array(self.pool_names)[p.ravel()],
+                             "day": d.ravel(), "date": dates.date, "census": self.census_days.ravel()})
+
+    def beds_needed(self, pool: str) -> dict[str, Any]:
+        """The STP rule and the risk rule side by side for one pool."""
+        k = self.pool_names.index(pool)
+        uc_mean = self.metric(pool, "unconstrained_mean_occupancy").mean()
+        return {
+            "stp_rule": stp_rule(uc_mean, self.target_occupancy),
+            "risk_rule": risk_rule(self.unconstrained_census[:, k, :], self.epsilon),
+            "risk_rule_by_replication": _estimate(self.metric(pool, "risk_rule"), 3),
+            "unconstrained_mean_occupancy": _estimate(self.metric(pool, "unconstrained_mean_occupancy"), 3),
+            "target_occupancy": self.target_occupancy,
+            "epsilon": self.epsilon,
+        }
+
+    def summary_json(self) -> dict[str, Any]:
+        """The summary.json document (keys stable: see DESIGN.md)."""
+        pools = {}
+        for pool in self.pool_names:
+            cap = self.scenario.pools[pool].capacity
+            entry: dict[str, Any] = {"capacity": cap}
+            for name in ("mean_occupancy", "census_p50", "census_p90", "census_p95", "census_p99",
+                         "census_max", "p_full_time", "p_full_arrival", "mean_wait_days",
+                         "wait_p95_days", "waits_over_4h", "waits_over_12h", "arrivals",
+                         "admissions", "overflows", "lost", "delayed_transfer_days",
+                         "delayed_transfer_pct"):
+                entry[name] = _estimate(self.metric(pool, name))
+            entry["bed_day_share_by_stay"] = {
+                f"ge_{x}": _estimate(self.metric(pool, f"ge_{x}")) for x in STAY_THRESHOLDS}
+            entry["beds_needed"] = self.beds_needed(pool)
+            pools[pool] = entry
+        return {
+            "scenario": self.scenario.name,
+            "replications": self.replications,
+            "seed": self.seed,
+            "engine": self.engine,
+            "window": {"start": str(self.scenario.start + timedelta(days=math.ceil(self.scenario.warmup_days))),
+                       "warmup_days": self.scenario.warmup_days, "run_days": self.scenario.run_days},
+            "pools": pools,
+            "admissions": {c: _estimate(self.admissions(c), 3) for c in self.cohort_names},
+        }
+
+    def save(self, out: str | Path, manifest_extra: dict[str, Any] | None = None) -> Path:
+        """Write the run folder: manifest, summary (JSON, CSV), replications, census; atomically."""
+        from sim import __version__
+
+        out = Path(out)
+        manifest = {
+            "scenario": self.scenario.to_dict(),
+            "seed": self.seed, "replications": self.replications, "engine": self.engine,
+            "target_occupancy": self.target_occupancy, "epsilon": self.epsilon,
+            "bedflow_version": __version__, "timings": self.timings, **(manifest_extra or {}),
+        }
+        write_atomic(out / "manifest.json", json.dumps(manifest, indent=2, default=str))
+        write_atomic(out / "summary.json", json.dumps(self.summary_json(), indent=2))
+        write_atomic(out / "summary.csv", self.summary().to_csv(index=False))
+        write_atomic(out / "replications.csv", self.replications_frame().to_csv(index=False))
+        write_atomic(out / "census.csv", self.census().to_csv(index=False))
+        arrays = {"pool_values": self.pool_values, "cohort_admissions": self.cohort_admissions,
+                  "census_days": self.census_days, "unconstrained_census": self.unconstrained_census}
+        import io
+
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        write_atomic(out / "arrays.npz", buf.getvalue())
+        return out
+
+    @classmethod
+    def load(cls, out: str | Path) -> Results:
+        """Read a run folder written by :meth:`save`."""
+        from sim.scenario import scenario_from_dict
+
+        out = Path(out)
+        manifest = json.loads((out / "manifest.json").read_text())
+        arrays = np.load(out / "arrays.npz")
+        scenario = scenario_from_dict(manifest["scenario"])
+        return cls(scenario=scenario, seed=manifest["seed"], engine=manifest["engine"],
+                   pool_names=list(scenario.pools), cohort_names=list(scenario.cohorts),
+                   pool_values=arrays["pool_values"], cohort_admissions=arrays["cohort_admissions"],
+                   census_days=arrays["census_days"], unconstrained_census=arrays["unconstrained_census"],
+                   target_occupancy=manifest["target_occupancy"], epsilon=manifest["epsilon"],
+                   timings=manifest.get("timings", {}))
+
+
+@dataclass
+class Comparison:
+    """Several scenarios run with the same seeds: paired differences against the first."""
+
+    runs: list[Results]
+
+    def differences(self) -> pd.DataFrame:
+        """Per pool x metric, each scenario minus the first, paired by replication, with 95% CI."""
+        base = self.runs[0]
+        rows = []
+        for other in self.runs[1:]:
+            for pool in base.pool_names:
+                if pool not in other.pool_names:
+                    continue
+                for name in POOL_METRICS:
+                    diff = other.metric(pool, name) - base.metric(pool, name)
+                    mean, lo, hi = mean_ci(diff)
+                    rows.append({"scenario": other.scenario.name, "baseline": base.scenario.name,
+                                 "pool": pool, "metric": name, "difference": mean,
+                                 "ci_low": lo, "ci_high": hi})
+        return pd.DataFrame(rows)
