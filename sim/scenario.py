@@ -198,7 +198,7 @@ class LoS(_LoSParams):
     file: str | None = Field(
         default=None, description="empirical: CSV of observed stays (days), relative to the scenario."
     )
-    column: str | None = Field(default=None, description="empirical: CSV column (default: first).")
+    column: str | None = Field(default=None, description="empirical: CSV column (needed when the file has several columns).")
 
     @model_validator(mode="after")
     def _check(self) -> "LoS":
