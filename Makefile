@@ -27,6 +27,7 @@ test-all: $(STAMP) lint
 	$(BIN)/python -m pytest -q -m ""
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/bedflow bench
 
 clean:

@@ -6,14 +6,13 @@ depend on how replications are split across workers or executors.
 
 from __future__ import annotations
 
-import os
+import numbers
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 
-from sim import demand
+from sim import demand, uncertainty
 from sim.engines import run_engine
+from sim.executors import Task, default_jobs, make_executor
 from sim.metrics import ReplicationMetrics, replication_metrics
 from sim.network import Network, compile_network
 from sim.scenario import Scenario
@@ -33,13 +32,16 @@ def run_block(scenario: Scenario, seed: int, replications: Sequence[int], engine
               target_occupancy: float, epsilon: float) -> list[ReplicationMetrics]:
     """Run a block of replications in one process (compiling the network once)."""
     network = compile_network(scenario)
-    return [run_replication(network, seed, r, engine, target_occupancy, epsilon)
+    return [run_replication(_network_for(scenario, network, seed, r), seed, r, engine,
+                            target_occupancy, epsilon)
             for r in replications]
 
 
-def default_jobs() -> int:
-    """Worker processes to use when not told: every core this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def _network_for(scenario: Scenario, network: Network, seed: int, replication: int) -> Network:
+    """The scenario's network, or one with this replication's draw of uncertain parameters."""
+    if not scenario.uncertain_parameters:
+        return network
+    return compile_network(uncertainty.sample(scenario, seed, replication))
 
 
 def blocks(replications: int, jobs: int) -> list[list[int]]:
@@ -49,54 +51,77 @@ def blocks(replications: int, jobs: int) -> list[list[int]]:
     return [list(range(i, min(i + size, replications))) for i in range(0, replications, size)]
 
 
+def run_many(scenarios: Sequence[Scenario], replications: int, seed: int, engine: str = "numba",
+             jobs: int | None = None, progress: Progress | None = None,
+             target_occupancy: float = 0.95, epsilon: float = 0.05,
+             scheduler: str | None = None) -> list[list[ReplicationMetrics]]:
+    """Replications 0..n-1 of each scenario on one executor (sim.executors); each in order.
+
+    Results do not depend on the executor or the worker count (same seed, same streams).
+    """
+    if scheduler is None and jobs is None and replications * len(scenarios) == 1:
+        jobs = 1
+    out: list[list[ReplicationMetrics]] = [[] for _ in scenarios]
+    with make_executor(jobs, scheduler) as executor:
+        chunks = ([[r] for r in range(replications)] if executor.workers == 1
+                  else blocks(replications, max(1, executor.workers // len(scenarios))))
+        tasks = [Task((k, i), s, seed, tuple(b), engine, target_occupancy, epsilon)
+                 for k, s in enumerate(scenarios) for i, b in enumerate(chunks)]
+        for (k, _), done in executor.run(tasks):
+            out[k].extend(done)
+            if progress:
+                progress(len(done))
+    return [sorted(r, key=lambda m: m.replication) for r in out]
+
+
 def run_replications(scenario: Scenario, replications: int, seed: int, engine: str = "numba",
                      jobs: int | None = None, progress: Progress | None = None,
-                     target_occupancy: float = 0.95, epsilon: float = 0.05
-                     ) -> list[ReplicationMetrics]:
-    """Run replications 0..n-1, locally, in ``jobs`` processes; results in replication order."""
-    jobs = default_jobs() if jobs is None else max(1, jobs)
-    args = (engine, target_occupancy, epsilon)
-    results: list[ReplicationMetrics] = []
-    if jobs == 1 or replications == 1:
-        network = compile_network(scenario)
-        for r in range(replications):
-            results.append(run_replication(network, seed, r, *args))
-            if progress:
-                progress(1)
-    else:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(run_block, scenario, seed, block, *args)
-                       for block in blocks(replications, jobs)]
-            for future in as_completed(futures):
-                done = future.result()
-                results.extend(done)
-                if progress:
-                    progress(len(done))
-    return sorted(results, key=lambda m: m.replication)
+                     target_occupancy: float = 0.95, epsilon: float = 0.05,
+                     scheduler: str | None = None) -> list[ReplicationMetrics]:
+    """Run replications 0..n-1 of one scenario; results in replication order."""
+    return run_many([scenario], replications, seed, engine, jobs, progress, target_occupancy,
+                    epsilon, scheduler)[0]
 
 
 def run(scenario: Scenario, replications: int = 100, seed: int = 1, engine: str = "numba",
         jobs: int | None = None, progress: Progress | None = None,
-        target_occupancy: float = 0.95, epsilon: float = 0.05):
-    """Run a scenario's replications and return :class:`sim.results.Results`."""
+        target_occupancy: float = 0.95, epsilon: float = 0.05, scheduler: str | None = None):
+    """Run a scenario's replications and return :class:`sim.results.Results`.
+
+    ``scheduler``: None (local processes), ``"local-dask"`` or a Dask address ``tcp://host:port``.
+    """
     from sim.results import Results
 
     if replications < 1:
         raise ValueError("replications must be at least 1")
+    if not (isinstance(seed, numbers.Integral) and seed >= 0):
+        raise ValueError(f"seed must be a non-negative whole number, got {seed!r}")
     t0 = time.perf_counter()
     metrics = run_replications(scenario, replications, seed, engine, jobs, progress,
-                               target_occupancy, epsilon)
+                               target_occupancy, epsilon, scheduler)
     elapsed = time.perf_counter() - t0
     return Results.from_metrics(scenario, metrics, seed=seed, engine=engine,
                                 target_occupancy=target_occupancy, epsilon=epsilon,
                                 timings={"run_seconds": elapsed,
-                                         "jobs": jobs if jobs else default_jobs()})
+                                         "jobs": jobs if jobs else default_jobs(),
+                                         "scheduler": scheduler})
 
 
 def compare(scenarios: Iterable[Scenario], replications: int = 100, seed: int = 1,
-            engine: str = "numba", jobs: int | None = None):
+            engine: str = "numba", jobs: int | None = None, progress: Progress | None = None,
+            scheduler: str | None = None, target_occupancy: float = 0.95,
+            epsilon: float = 0.05):
     """Run scenarios with the same seed (common random numbers) and pair their differences."""
-    from sim.results import Comparison
+    from sim.results import Comparison, Results
 
-    runs = [run(s, replications, seed, engine, jobs) for s in scenarios]
-    return Comparison(runs)
+    scenarios = list(scenarios)
+    if replications < 2:
+        raise ValueError("compare needs at least 2 replications for confidence intervals")
+    t0 = time.perf_counter()
+    runs = run_many(scenarios, replications, seed, engine, jobs, progress, target_occupancy,
+                    epsilon, scheduler)
+    timings = {"run_seconds": time.perf_counter() - t0, "scheduler": scheduler}
+    return Comparison([Results.from_metrics(s, m, seed=seed, engine=engine,
+                                            target_occupancy=target_occupancy, epsilon=epsilon,
+                                            timings=timings)
+                       for s, m in zip(scenarios, runs, strict=True)])

@@ -784,3 +784,10 @@ def from_spec(spec: Any, base_dir: Path | None = None) -> LosDistribution:
             path = Path(base_dir) / path
         return Empirical.from_csv(path, _get(spec, "column"))
     raise ValueError(f"unknown LoS dist {raw!r}; expected one of {', '.join(DIST_NAMES)}")
+
+
+def calibrate(*args: Any, **kwargs: Any) -> Any:
+    """Fit cohort LoS to means and tail evidence: see :func:`sim.calibrate.calibrate`."""
+    from sim.calibrate import calibrate as _calibrate
+
+    return _calibrate(*args, **kwargs)

@@ -30,6 +30,11 @@ POOL_METRICS = (
     "unconstrained_mean_occupancy", "stp_rule", "risk_rule",
 )
 
+# Columns of the per-pool sums computed by ``visit_sums``.
+(_ASK, _FOUND_FULL, _OVERFLOWS, _LOST, _N_WAIT, _SUM_WAIT, _OVER_4H, _OVER_12H, _ADMISSIONS,
+ _BED_DAYS, _GE_7, _GE_14, _GE_21, _GE_30, _DELAYED, _UC_DAYS) = range(16)
+_N_SUMS = 16
+
 
 @dataclass
 class ReplicationMetrics:
@@ -84,20 +89,6 @@ def occupancy_path(log_time, log_pool, log_delta, capacity0, cc_time, cc_pool, c
     return area, full_time, census
 
 
-def _midnight_census(pool, start, end, n_pools, first_midnight, n_days):
-    """Census at each midnight d (start <= d < end) for stays given as arrays, by bincount."""
-    lo = np.clip(np.ceil(start) - first_midnight, 0, n_days).astype(np.int64)
-    hi = np.clip(np.ceil(end) - first_midnight, 0, n_days).astype(np.int64)
-    width = n_days + 1
-    diff = np.bincount(pool * width + lo, minlength=n_pools * width)
-    diff -= np.bincount(pool * width + hi, minlength=n_pools * width)
-    return np.cumsum(diff.reshape(n_pools, width), axis=1)[:, :n_days].astype(np.int32)
-
-
-def _overlap(start, end, warmup, horizon):
-    return np.clip(np.minimum(end, horizon) - np.maximum(start, warmup), 0.0, None)
-
-
 def risk_rule(census: np.ndarray, epsilon: float) -> int:
     """Smallest capacity c with census > c on at most a fraction epsilon of days."""
     values = np.sort(np.asarray(census).ravel())
@@ -123,6 +114,138 @@ def unconstrained_stays(table: PatientTable) -> tuple[np.ndarray, np.ndarray]:
     return start, start + los
 
 
+@njit(cache=True)
+def visit_sums(visit_pool, used_pool, request, admit, leave, flags, visit_los, warmup, horizon,
+               n_pools, hours4, hours12):
+    """Per-pool request and stay sums in one pass over visits (same order of additions as
+    ``np.bincount``, so the sums equal the vectorised ones bit for bit).
+
+    Returns a [n_pools, _N_SUMS] matrix and the waits of patients arriving in the window,
+    grouped by requested pool (``wait_start`` offsets), for wait percentiles.
+    """
+    m = visit_pool.shape[0]
+    s = np.zeros((n_pools, _N_SUMS))
+    w_count = np.zeros(n_pools + 1, np.int64)
+    for v in range(m):
+        r = request[v]
+        if r >= warmup and r < horizon and not (flags[v] & LOST):
+            w_count[visit_pool[v] + 1] += 1
+    wait_start = np.cumsum(w_count)
+    waits = np.empty(wait_start[n_pools])
+    fill = wait_start[:n_pools].copy()
+    for v in range(m):
+        r = request[v]
+        if r >= warmup and r < horizon:
+            k = visit_pool[v]
+            f = flags[v]
+            s[k, _ASK] += 1.0
+            if f & FOUND_FULL:
+                s[k, _FOUND_FULL] += 1.0
+            if f & OVERFLOWED:
+                s[k, _OVERFLOWS] += 1.0
+            if f & LOST:
+                s[used_pool[v], _LOST] += 1.0
+            else:
+                a = admit[v]
+                wt = (horizon if np.isnan(a) else a) - r
+                s[k, _N_WAIT] += 1.0
+                s[k, _SUM_WAIT] += wt
+                if wt > hours4:
+                    s[k, _OVER_4H] += 1.0
+                if wt > hours12:
+                    s[k, _OVER_12H] += 1.0
+                waits[fill[k]] = wt
+                fill[k] += 1
+    for v in range(m):
+        a = admit[v]
+        if np.isnan(a):
+            continue
+        k = used_pool[v]
+        lv = leave[v]
+        if np.isnan(lv):
+            lv = np.inf
+        if a >= warmup and a < horizon:
+            s[k, _ADMISSIONS] += 1.0
+        inside = max(min(lv, horizon) - max(a, warmup), 0.0)
+        s[k, _BED_DAYS] += inside
+        stay = min(lv, horizon) - a
+        if stay >= 7:
+            s[k, _GE_7] += inside
+        if stay >= 14:
+            s[k, _GE_14] += inside
+        if stay >= 21:
+            s[k, _GE_21] += inside
+        if stay >= 30:
+            s[k, _GE_30] += inside
+        ready = a + visit_los[v]
+        s[k, _DELAYED] += max(min(lv, horizon) - max(ready, warmup), 0.0)
+    return s, waits, wait_start
+
+
+@njit(cache=True)
+def unconstrained_sums(arrival, visit_start, visit_pool, visit_los, warmup, horizon, n_pools,
+                       first_midnight, n_days, cohort, n_cohorts):
+    """Unconstrained demand (every bed free at once): bed days in the window and midnight census
+    per pool, plus admissions per cohort. Same arithmetic as :func:`unconstrained_stays`."""
+    n = arrival.shape[0]
+    width = n_days + 1
+    diff = np.zeros((n_pools, width), np.int64)
+    uc_days = np.zeros(n_pools)
+    cohort_adm = np.zeros(n_cohorts)
+    cs = 0.0  # running cumulative sum of stays over all visits, as np.cumsum
+    for p in range(n):
+        a = arrival[p]
+        if a >= warmup and a < horizon:
+            cohort_adm[cohort[p]] += 1.0
+        base = 0.0
+        for v in range(visit_start[p], visit_start[p + 1]):
+            los = visit_los[v]
+            cs += los
+            before = cs - los
+            if v == visit_start[p]:
+                base = a - before
+            start = base + before
+            end = start + los
+            k = visit_pool[v]
+            lo = min(max(np.ceil(start) - first_midnight, 0.0), float(n_days))
+            hi = min(max(np.ceil(end) - first_midnight, 0.0), float(n_days))
+            diff[k, np.int64(lo)] += 1
+            diff[k, np.int64(hi)] -= 1
+            uc_days[k] += max(min(end, horizon) - max(start, warmup), 0.0)
+    census = np.empty((n_pools, n_days), np.int32)
+    for k in range(n_pools):
+        c = 0
+        for d in range(n_days):
+            c += diff[k, d]
+            census[k, d] = c
+    return uc_days, census, cohort_adm
+
+
+def percentile_nonnegative(values: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` (linear method) of values >= 0, bit for bit, sorting only
+    the positive values: in sorted order the zeros come first."""
+    n = values.size
+    positive = values[values > 0.0]
+    zeros = n - positive.size
+    virtual = (n - 1) * (q / 100)
+    if virtual >= n - 1:
+        lo = hi = n - 1
+    else:
+        lo = int(np.floor(virtual))
+        hi = lo + 1
+    gamma = virtual - lo if virtual < n - 1 else virtual + 1.0
+    need = sorted({i - zeros for i in (lo, hi) if i >= zeros})
+    if need:
+        positive = np.partition(positive, need)
+
+    def order_stat(i: int) -> float:
+        return 0.0 if i < zeros else float(positive[i - zeros])
+
+    a, b = order_stat(lo), order_stat(hi)
+    diff = b - a
+    return b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
+
+
 def replication_metrics(network: Network, table: PatientTable, trace: Trace, replication: int = 0,
                         target_occupancy: float = 0.95, epsilon: float = 0.05) -> ReplicationMetrics:
     """All metrics of one replication from its patient table and engine trace."""
@@ -143,61 +266,46 @@ def replication_metrics(network: Network, table: PatientTable, trace: Trace, rep
             out[:, col[f"census_p{p}"]] = q[j]
         out[:, col["census_max"]] = census.max(axis=1)
 
-    # Requests: attributed to the pool asked for.
-    asked = table.visit_pool
-    in_window = (trace.request >= w) & (trace.request < h)
-    ask_pool = asked[in_window]
-    flags = trace.flags[in_window]
-    n_ask = np.bincount(ask_pool, minlength=n_pools).astype(float)
+    # Requests are attributed to the pool asked for; stays to the pool the bed was in.
+    s, waits, wait_start = visit_sums(
+        table.visit_pool, trace.used_pool, trace.request, trace.admit, trace.leave, trace.flags,
+        table.visit_los, w, h, n_pools, 4 * HOURS, 12 * HOURS)
+    n_ask = s[:, _ASK]
     out[:, col["arrivals"]] = n_ask
-    found_full = np.bincount(ask_pool, weights=(flags & FOUND_FULL) > 0, minlength=n_pools)
-    out[:, col["p_full_arrival"]] = np.divide(found_full, n_ask, out=np.zeros(n_pools), where=n_ask > 0)
-    out[:, col["overflows"]] = np.bincount(ask_pool, weights=(flags & OVERFLOWED) > 0, minlength=n_pools)
-    lost = (flags & LOST) > 0
-    out[:, col["lost"]] = np.bincount(trace.used_pool[in_window][lost], minlength=n_pools)
-    admitted_or_waiting = ~lost
-    wait = np.where(np.isnan(trace.admit[in_window]), h, trace.admit[in_window]) - trace.request[in_window]
-    wp, wv = ask_pool[admitted_or_waiting], wait[admitted_or_waiting]
-    n_wait = np.bincount(wp, minlength=n_pools).astype(float)
-    out[:, col["mean_wait_days"]] = np.divide(np.bincount(wp, weights=wv, minlength=n_pools), n_wait,
-                                              out=np.zeros(n_pools), where=n_wait > 0)
-    out[:, col["waits_over_4h"]] = np.bincount(wp, weights=wv > 4 * HOURS, minlength=n_pools)
-    out[:, col["waits_over_12h"]] = np.bincount(wp, weights=wv > 12 * HOURS, minlength=n_pools)
+    out[:, col["p_full_arrival"]] = _ratio(s[:, _FOUND_FULL], n_ask)
+    out[:, col["overflows"]] = s[:, _OVERFLOWS]
+    out[:, col["lost"]] = s[:, _LOST]
+    out[:, col["mean_wait_days"]] = _ratio(s[:, _SUM_WAIT], s[:, _N_WAIT])
+    out[:, col["waits_over_4h"]] = s[:, _OVER_4H]
+    out[:, col["waits_over_12h"]] = s[:, _OVER_12H]
     for k in range(n_pools):
-        vals = wv[wp == k]
+        vals = waits[wait_start[k]:wait_start[k + 1]]
         if vals.size:
-            out[k, col["wait_p95_days"]] = np.percentile(vals, 95)
-
-    # Stays: attributed to the pool the bed was in.
-    took = ~np.isnan(trace.admit)
-    pool = trace.used_pool[took]
-    a = trace.admit[took]
-    leave = np.where(np.isnan(trace.leave[took]), np.inf, trace.leave[took])
-    out[:, col["admissions"]] = np.bincount(pool[(a >= w) & (a < h)], minlength=n_pools)
-    inside = _overlap(a, leave, w, h)
-    bed_days = np.bincount(pool, weights=inside, minlength=n_pools)
+            out[k, col["wait_p95_days"]] = percentile_nonnegative(vals, 95)
+    out[:, col["admissions"]] = s[:, _ADMISSIONS]
+    bed_days = s[:, _BED_DAYS]
     out[:, col["bed_days"]] = bed_days
-    stay = np.minimum(leave, h) - a
-    for x in STAY_THRESHOLDS:
-        share = np.bincount(pool, weights=inside * (stay >= x), minlength=n_pools)
-        out[:, col[f"ge_{x}"]] = np.divide(share, bed_days, out=np.zeros(n_pools), where=bed_days > 0)
-    ready = a + table.visit_los[took]
-    delayed = np.bincount(pool, weights=_overlap(ready, leave, w, h), minlength=n_pools)
+    for x, c in zip(STAY_THRESHOLDS, (_GE_7, _GE_14, _GE_21, _GE_30), strict=True):
+        out[:, col[f"ge_{x}"]] = _ratio(s[:, c], bed_days)
+    delayed = s[:, _DELAYED]
     out[:, col["delayed_transfer_days"]] = delayed
-    out[:, col["delayed_transfer_pct"]] = np.divide(100 * delayed, bed_days, out=np.zeros(n_pools),
-                                                    where=bed_days > 0)
+    out[:, col["delayed_transfer_pct"]] = _ratio(100 * delayed, bed_days)
 
     # Unconstrained demand: what the beds-needed rules are computed from.
-    uc_start, uc_end = unconstrained_stays(table)
-    uc_census = _midnight_census(table.visit_pool.astype(np.int64), uc_start, uc_end, n_pools,
-                                 first_midnight, n_days)
-    uc_mean = np.bincount(table.visit_pool, weights=_overlap(uc_start, uc_end, w, h),
-                          minlength=n_pools) / span
+    uc_days, uc_census, cohort_adm = unconstrained_sums(
+        table.arrival, table.visit_start, table.visit_pool, table.visit_los, w, h, n_pools,
+        first_midnight, n_days, table.cohort, len(network.cohorts))
+    if network.initial:  # patients already in beds at day 0 are not admissions
+        initial = (table.candidate < 0) & (table.arrival >= w) & (table.arrival < h)
+        cohort_adm -= np.bincount(table.cohort[initial], minlength=len(network.cohorts))
+    uc_mean = uc_days / span
     out[:, col["unconstrained_mean_occupancy"]] = uc_mean
     for k in range(n_pools):
         out[k, col["stp_rule"]] = stp_rule(uc_mean[k], target_occupancy)
         out[k, col["risk_rule"]] = risk_rule(uc_census[k], epsilon)
-
-    arrived = (table.arrival >= w) & (table.arrival < h)
-    cohort_adm = np.bincount(table.cohort[arrived], minlength=len(network.cohorts)).astype(float)
     return ReplicationMetrics(replication, out, cohort_adm, census, uc_census)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den where den > 0, else 0."""
+    return np.divide(num, den, out=np.zeros(len(den)), where=den > 0)

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 import numpy as np
 
 from sim import los as los_mod
+from sim.census_start import compile_initial
 from sim.scenario import Scenario
 
 #: Capacity used for unlimited pools (never reached by any realistic census).
@@ -75,6 +76,8 @@ class Network:
     cc_capacity: np.ndarray  # int64
     cohorts: tuple[CohortNet, ...]
     stage_names: tuple[str, ...] = field(default=())
+    interventions: tuple = field(default=())  # sim.interventions.CompiledIntervention
+    initial: tuple = field(default=())  # sim.census_start.InitialPatients, one per census entry
 
     @property
     def n_pools(self) -> int:
@@ -180,7 +183,9 @@ def compile_network(scenario: Scenario) -> Network:
                 stage_offset=len(stage_names) - len(stages),
             )
         )
-    return Network(
+    from sim.interventions import compile_interventions
+
+    network = Network(
         name=scenario.name,
         start=scenario.start,
         warmup=float(scenario.warmup_days),
@@ -196,4 +201,6 @@ def compile_network(scenario: Scenario) -> Network:
         cc_capacity=np.array([c[2] for c in cc], dtype=np.int64),
         cohorts=tuple(cohorts),
         stage_names=tuple(stage_names),
+        initial=compile_initial(scenario, list(pool_names), cohorts),
     )
+    return compile_interventions(scenario, network)

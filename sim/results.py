@@ -214,18 +214,72 @@ class Comparison:
 
     runs: list[Results]
 
+    @property
+    def labels(self) -> list[str]:
+        """Scenario names, made unique (``name#2``...) when two runs share a name."""
+        out: list[str] = []
+        for r in self.runs:
+            label, k = r.scenario.name, 2
+            while label in out:
+                label, k = f"{r.scenario.name}#{k}", k + 1
+            out.append(label)
+        return out
+
+    def _paired(self, other: Results, pool: str, name: str) -> np.ndarray:
+        base = self.runs[0]
+        if other.replications != base.replications:
+            raise ValueError("paired differences need the same replications in every run")
+        return other.metric(pool, name) - base.metric(pool, name)
+
     def differences(self) -> pd.DataFrame:
         """Per pool x metric, each scenario minus the first, paired by replication, with 95% CI."""
         base = self.runs[0]
+        labels = self.labels
         rows = []
-        for other in self.runs[1:]:
+        for label, other in zip(labels[1:], self.runs[1:], strict=True):
             for pool in base.pool_names:
                 if pool not in other.pool_names:
                     continue
                 for name in POOL_METRICS:
-                    diff = other.metric(pool, name) - base.metric(pool, name)
-                    mean, lo, hi = mean_ci(diff)
-                    rows.append({"scenario": other.scenario.name, "baseline": base.scenario.name,
+                    mean, lo, hi = mean_ci(self._paired(other, pool, name))
+                    rows.append({"scenario": label, "baseline": labels[0],
                                  "pool": pool, "metric": name, "difference": mean,
                                  "ci_low": lo, "ci_high": hi})
         return pd.DataFrame(rows)
+
+    def compare_json(self) -> dict[str, Any]:
+        """The compare.json document: every scenario's estimates, and paired differences
+        (scenario minus baseline, same replications = common random numbers) with 95% CIs."""
+        base = self.runs[0]
+        labels = self.labels
+        scenarios: dict[str, Any] = {}
+        for label, run in zip(labels, self.runs, strict=True):
+            entry: dict[str, Any] = {
+                "name": run.scenario.name,
+                "capacity": {p: run.scenario.pools[p].capacity for p in run.pool_names},
+                "pools": {p: {m: _estimate(run.metric(p, m)) for m in POOL_METRICS}
+                          for p in run.pool_names}}
+            if run is not base:
+                entry["difference"] = {
+                    p: {m: _estimate(self._paired(run, p, m)) for m in POOL_METRICS}
+                    for p in base.pool_names if p in run.pool_names}
+            scenarios[label] = entry
+        return {"baseline": labels[0], "replications": base.replications, "seed": base.seed,
+                "engine": base.engine, "common_random_numbers": True,
+                "difference_definition": "scenario minus baseline, paired by replication; "
+                                         "mean and 95% t confidence interval",
+                "scenarios": scenarios}
+
+    def save(self, out: str | Path, manifest_extra: dict[str, Any] | None = None) -> Path:
+        """Write compare.json, compare.csv (tidy differences) and a manifest, atomically."""
+        from sim import __version__
+
+        out = Path(out)
+        manifest = {"scenarios": [r.scenario.to_dict() for r in self.runs],
+                    "seed": self.runs[0].seed, "replications": self.runs[0].replications,
+                    "engine": self.runs[0].engine, "bedflow_version": __version__,
+                    "timings": self.runs[0].timings, **(manifest_extra or {})}
+        write_atomic(out / "manifest.json", json.dumps(manifest, indent=2, default=str))
+        write_atomic(out / "compare.json", json.dumps(self.compare_json(), indent=2))
+        write_atomic(out / "compare.csv", self.differences().to_csv(index=False))
+        return out

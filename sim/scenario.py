@@ -32,6 +32,9 @@ __all__ = [
     "MISSING",
     "Arrivals",
     "CapacityChange",
+    "Intervention",
+    "Phase",
+    "StepDown",
     "Cohort",
     "LoS",
     "LoSComponent",
@@ -345,6 +348,142 @@ class Cohort(BaseModel):
     description: str = ""
 
 
+class StepDown(BaseModel):
+    """The service a shortened stay continues in (pool choice and LoS; LoS default: the days cut)."""
+
+    model_config = _CONFIG
+
+    stage: str = Field(default="step_down", min_length=1, description="Stage name of the step-down.")
+    pool: str | dict[str, float] = Field(description="A pool name, or pools to probabilities.")
+    los: LoS | None = Field(
+        default=None, description="LoS in the step-down service (default: the days cut from the stay)."
+    )
+
+
+class Phase(BaseModel):
+    """One point of an intervention's phasing: its level (share of full size) at a date."""
+
+    model_config = _CONFIG
+
+    date: dt.date
+    level: float = Field(ge=0, le=1, description="Share of full size reached at this date.")
+
+
+_IV_FIELDS: dict[str, tuple[str, ...]] = {
+    "avoid": ("cohorts", "stage", "fraction", "per_year", "mean_los", "lane"),
+    "divert": ("cohorts", "stage", "fraction", "per_year", "mean_los", "lane", "pathway"),
+    "shorten": ("cohorts", "stage", "fraction", "per_year", "lane", "days_saved", "keep_fraction",
+                "min_los", "step_down"),
+    "capacity": ("pool", "beds", "wards"),
+}
+_IV_OPTIONAL = ("cohorts", "stage", "fraction", "per_year", "mean_los", "lane", "pathway",
+                "days_saved", "keep_fraction", "min_los", "step_down", "pool", "beds", "wards")
+
+
+class Intervention(BaseModel):
+    """A named, dated, scalable change: avoid / divert / shorten admissions, or change capacity.
+
+    Patient-level interventions select patients by their uniform mark: each takes a fixed lane
+    of [0, 1) per cohort (in list order), so scaling one never changes who another picks.
+    """
+
+    model_config = _CONFIG
+
+    name: str = Field(min_length=1, description="Unique name (also keys its random streams).")
+    type: Literal["avoid", "divert", "shorten", "capacity"]
+    description: str = ""
+    cohorts: list[str] | None = Field(default=None, description="Targeted cohorts.")
+    stage: str | None = Field(
+        default=None, description="Targeted stage of each cohort's pathway (default: the first)."
+    )
+    fraction: float | None = Field(
+        default=None, ge=0, le=1, description="Share of the (eligible) admissions selected."
+    )
+    per_year: float | None = Field(
+        default=None, ge=0,
+        description="Episodes a year at full size, converted to a fraction of the targeted "
+        "cohorts' expected (eligible) volume in the last 365 days of the results window.",
+    )
+    mean_los: float | None = Field(
+        default=None, gt=0,
+        description="avoid/divert: select only stays up to a threshold chosen so that the "
+        "selected stays average this many days (the seed's 'episodes @ average LoS').",
+    )
+    lane: float | None = Field(
+        default=None, gt=0, le=1, description="Width of its slice of [0, 1) (default 2 x fraction)."
+    )
+    start: dt.date = Field(description="Date the intervention starts (level 0).")
+    ramp_days: float = Field(default=0, ge=0, description="Linear ramp to full size, in days.")
+    phasing: list[Phase] | None = Field(
+        default=None, description="Piecewise-linear levels after start (instead of ramp_days)."
+    )
+    scale: float = Field(default=1.0, ge=0, description="Multiplier of the size (for experiments).")
+    pathway: list[Stage] | None = Field(default=None, description="divert: the step-up pathway.")
+    days_saved: float | None = Field(default=None, gt=0, description="shorten: days cut per stay.")
+    keep_fraction: float | None = Field(
+        default=None, gt=0, lt=1, description="shorten: share of the stay kept."
+    )
+    min_los: float | None = Field(default=None, ge=0, description="shorten: only stays >= this.")
+    step_down: StepDown | None = Field(default=None, description="shorten: where the rest goes.")
+    pool: str | None = Field(default=None, description="capacity: the pool.")
+    beds: int | None = Field(default=None, description="capacity: beds opened (+) or closed (-).")
+    wards: int | None = Field(
+        default=None, description="capacity: wards opened (+) or closed (-), of the pool's ward_size."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> "Intervention":
+        allowed = _IV_FIELDS[self.type]
+        msgs = []
+        extra = [f for f in _IV_OPTIONAL if getattr(self, f) is not None and f not in allowed]
+        if extra:
+            msgs.append(f"{self.type} does not take {', '.join(extra)}")
+        if self.type == "capacity":
+            if self.pool is None:
+                msgs.append("capacity needs pool")
+            if (self.beds is None) == (self.wards is None):
+                msgs.append("capacity needs beds or wards (one of them)")
+        else:
+            if not self.cohorts:
+                msgs.append(f"{self.type} needs cohorts (a non-empty list)")
+            if (self.fraction is None) == (self.per_year is None):
+                msgs.append(f"{self.type} needs fraction or per_year (one of them)")
+        if self.type == "divert" and not self.pathway:
+            msgs.append("divert needs pathway (the step-up stages)")
+        if self.type == "shorten":
+            if (self.days_saved is None) == (self.keep_fraction is None):
+                msgs.append("shorten needs days_saved or keep_fraction (one of them)")
+            if self.step_down is None:
+                msgs.append("shorten needs step_down (pool and optional los)")
+        if self.phasing is not None and self.ramp_days:
+            msgs.append("give ramp_days or phasing, not both")
+        if self.type == "capacity" and (self.phasing is not None or self.ramp_days):
+            msgs.append("capacity changes at its start date: no ramp_days or phasing")
+        if msgs:
+            raise ValueError("; ".join(msgs))
+        return self
+
+
+class InitialCensus(BaseModel):
+    """A pool's patients at day 0: a count (with a cohort mix) or a CSV of current inpatients."""
+
+    model_config = _CONFIG
+
+    pool: str
+    count: int | None = Field(default=None, ge=0, description="Patients in the pool at day 0.")
+    mix: dict[str, float] | None = Field(
+        default=None, description="Cohort shares of the count (default: by expected bed days).")
+    file: str | None = Field(default=None, description="CSV with columns cohort, admitted (date).")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "InitialCensus":
+        if (self.count is None) == (self.file is None):
+            raise ValueError("give either count (with an optional mix) or file, not both")
+        if self.file is not None and self.mix is not None:
+            raise ValueError("mix goes with count; a file names each patient's cohort")
+        return self
+
+
 class Scenario(BaseModel):
     """A complete scenario: calendar, bed pools and cohorts."""
 
@@ -357,9 +496,20 @@ class Scenario(BaseModel):
     run_days: float = Field(gt=0)
     pools: dict[str, Pool] = Field(min_length=1)
     cohorts: dict[str, Cohort] = Field(min_length=1)
-    interventions: list[dict[str, Any]] = Field(default_factory=list)
+    interventions: list[Intervention] = Field(
+        default_factory=list, description="Interventions, applied in list order (sim.interventions)."
+    )
+    initial_census: list[InitialCensus] = Field(
+        default_factory=list, description="Patients already in beds at day 0 (sim.census_start)."
+    )
 
     _source: Path | None = PrivateAttr(default=None)
+    _uncertain: list[Any] = PrivateAttr(default_factory=list)
+
+    @property
+    def uncertain_parameters(self) -> list[Any]:
+        """Values given as ranges or distributions (sim.uncertainty.Parameter), sampled per run."""
+        return self._uncertain
 
     @property
     def horizon_days(self) -> float:
@@ -380,7 +530,10 @@ class Scenario(BaseModel):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (dates as ISO strings) that round-trips via scenario_from_dict."""
-        return self.model_dump(mode="json")
+        doc = self.model_dump(mode="json")
+        for parameter in self._uncertain:
+            set_path(doc, parameter.path, parameter.to_spec())
+        return doc
 
 
 # --------------------------------------------------------------------------- pydantic errors
@@ -758,7 +911,45 @@ def _cross_check(doc: Any, source: Path | None) -> list[Problem]:
     if isinstance(doc, Mapping):
         _check_pools(doc, out)
         _check_cohorts(doc, source, out)
+        _check_initial_census(doc, source, out)
     return out
+
+
+def _stage_pools(stage: Any) -> set[str]:
+    pool = stage.get("pool") if isinstance(stage, Mapping) else None
+    if isinstance(pool, str):
+        return {pool}
+    return set(pool) if isinstance(pool, Mapping) else set()
+
+
+def _check_initial_census(doc: Mapping[str, Any], source: Path | None, out: list[Problem]) -> None:
+    entries = doc.get("initial_census")
+    if not isinstance(entries, list):
+        return
+    pools = doc.get("pools") if isinstance(doc.get("pools"), Mapping) else {}
+    cohorts = doc.get("cohorts") if isinstance(doc.get("cohorts"), Mapping) else {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            continue
+        where = f"initial_census[{i}]"
+        pool = entry.get("pool")
+        if isinstance(pool, str) and pool not in pools:
+            out.append(Problem(f"{where}.pool", "unknown pool", pool))
+        mix = entry.get("mix")
+        if isinstance(mix, Mapping):
+            _check_probs(mix, f"{where}.mix", out)
+            for name in mix:
+                cohort = cohorts.get(name)
+                if cohort is None:
+                    out.append(Problem(f"{where}.mix.{name}", "unknown cohort", name))
+                elif isinstance(cohort, Mapping) and isinstance(cohort.get("pathway"), list) and not any(
+                        pool in _stage_pools(st) for st in cohort["pathway"]):
+                    out.append(Problem(f"{where}.mix.{name}", f"cohort never uses pool {pool}", name))
+        file = entry.get("file")
+        if isinstance(file, str) and source is not None:
+            path = Path(file) if Path(file).is_absolute() else source.parent / file
+            if not path.exists():
+                out.append(Problem(f"{where}.file", "no such file", file))
 
 
 # --------------------------------------------------------------------------- loading
@@ -917,7 +1108,10 @@ def _validate(doc: Any, source: Path | None) -> Scenario:
     """Validate fields and cross references, raising one ScenarioError with every problem."""
     if not isinstance(doc, Mapping):
         raise ScenarioError([Problem("", "scenario must be a mapping of keys to values", doc)], source)
+    from sim import uncertainty
+
     problems: list[Problem] = []
+    doc, parameters = uncertainty.extract(doc, problems)
     model: Scenario | None = None
     try:
         model = Scenario.model_validate(doc)
@@ -931,9 +1125,15 @@ def _validate(doc: Any, source: Path | None) -> Scenario:
         if (p.path, p.message) not in seen:
             seen.add((p.path, p.message))
             unique.append(p)
+    if not unique and model is not None and model.interventions:
+        from sim.interventions import check_interventions  # late import: it needs this module
+
+        model._source = source
+        unique.extend(check_interventions(model))
     if unique or model is None:
         raise ScenarioError(unique, source)
     model._source = source
+    model._uncertain = parameters
     return model
 
 

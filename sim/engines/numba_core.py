@@ -18,13 +18,18 @@ _ADMITTED, _QUEUED, _TURNED_AWAY = 0, 1, 2
 
 
 @njit(cache=True, inline="always")
+def _before(t1, v1, t2, v2):
+    """Heap order: earlier time first, then lower visit index."""
+    return t1 < t2 or (t1 == t2 and v1 < v2)
+
+
+@njit(cache=True, inline="always")
 def _heap_push(ht, hv, size, t, v):
+    """Push (t, v) on a 4-ary min-heap (shallower than a binary heap: fewer cache misses)."""
     i = size
-    ht[i] = t
-    hv[i] = v
     while i > 0:
-        parent = (i - 1) >> 1
-        if ht[parent] < t or (ht[parent] == t and hv[parent] < v):
+        parent = (i - 1) >> 2
+        if not _before(t, v, ht[parent], hv[parent]):
             break
         ht[i] = ht[parent]
         hv[i] = hv[parent]
@@ -36,23 +41,29 @@ def _heap_push(ht, hv, size, t, v):
 
 @njit(cache=True, inline="always")
 def _heap_pop(ht, hv, size):
+    """Remove the minimum of a 4-ary min-heap; returns the new size."""
     size -= 1
     t = ht[size]
     v = hv[size]
     i = 0
     while True:
-        child = 2 * i + 1
-        if child >= size:
+        first = 4 * i + 1
+        if first >= size:
             break
-        if child + 1 < size and (
-            ht[child + 1] < ht[child] or (ht[child + 1] == ht[child] and hv[child + 1] < hv[child])
-        ):
-            child += 1
-        if t < ht[child] or (t == ht[child] and v < hv[child]):
+        best = first
+        bt = ht[first]
+        bv = hv[first]
+        last = min(first + 4, size)
+        for c in range(first + 1, last):
+            if _before(ht[c], hv[c], bt, bv):
+                best = c
+                bt = ht[c]
+                bv = hv[c]
+        if not _before(bt, bv, t, v):
             break
-        ht[i] = ht[child]
-        hv[i] = hv[child]
-        i = child
+        ht[i] = bt
+        hv[i] = bv
+        i = best
     ht[i] = t
     hv[i] = v
     return size
@@ -87,8 +98,11 @@ def _log(cnt, log_time, log_pool, log_delta, t, k, delta):
 
 @njit(cache=True)
 def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, overflow_to,
-             cc_time, cc_pool, cc_capacity, horizon):
-    """Replay patients through the pools until ``horizon``; see :class:`Trace` for outputs."""
+             cc_time, cc_pool, cc_capacity, horizon,
+             used_pool, request, admit, leave, flags, log_time, log_pool, log_delta):
+    """Replay patients through the pools until ``horizon``, filling the output arrays (see
+    :class:`Trace`; per-visit outputs come in initialised to -1 / NaN / 0, the log arrays hold
+    2m entries); returns the number of log entries written."""
     n = arrival.shape[0]
     m = visit_pool.shape[0]
     n_pools = capacity0.shape[0]
@@ -98,11 +112,6 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
     q_tail = np.full(n_pools, -1, np.int64)
     q_next = np.full(m, -1, np.int64)
 
-    used_pool = np.full(m, -1, np.int32)
-    request = np.full(m, np.nan)
-    admit = np.full(m, np.nan)
-    leave = np.full(m, np.nan)
-    flags = np.zeros(m, np.int8)
     first_of = np.zeros(m, np.bool_)
     last_of = np.zeros(m, np.bool_)
     for p in range(n):
@@ -110,9 +119,6 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
             first_of[visit_start[p]] = True
             last_of[visit_start[p + 1] - 1] = True
 
-    log_time = np.empty(2 * m)
-    log_pool = np.empty(2 * m, np.int32)
-    log_delta = np.empty(2 * m, np.int8)
     cnt = np.zeros(1, np.int64)  # entries written to the log
 
     ht = np.empty(m + 1)
@@ -191,16 +197,29 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                     _log(cnt, log_time, log_pool, log_delta, t, kp, -1)
                     stack[sp] = kp
                     sp += 1
-    n_log = cnt[0]
-    return (used_pool, request, admit, leave, flags,
-            log_time[:n_log].copy(), log_pool[:n_log].copy(), log_delta[:n_log].copy())
+    return cnt[0]
 
 
 def run(network, table) -> Trace:
-    """Run the compiled engine on a patient table."""
-    out = simulate(
+    """Run the compiled engine on a patient table.
+
+    Outputs are allocated here by numpy (large arrays get transparent huge pages: fewer page
+    faults) and the log is returned as views of its buffers, not copies.
+    """
+    m = table.visit_pool.shape[0]
+    used_pool = np.full(m, -1, np.int32)
+    request = np.full(m, np.nan)
+    admit = np.full(m, np.nan)
+    leave = np.full(m, np.nan)
+    flags = np.zeros(m, np.int8)
+    log_time = np.empty(2 * m)
+    log_pool = np.empty(2 * m, np.int32)
+    log_delta = np.empty(2 * m, np.int8)
+    n_log = simulate(
         table.arrival, table.visit_start, table.visit_pool, table.visit_los,
         network.capacity, network.policy, network.overflow_to,
         network.cc_time, network.cc_pool, network.cc_capacity, network.horizon,
+        used_pool, request, admit, leave, flags, log_time, log_pool, log_delta,
     )
-    return Trace(*out)
+    return Trace(used_pool, request, admit, leave, flags,
+                 log_time[:n_log], log_pool[:n_log], log_delta[:n_log])
