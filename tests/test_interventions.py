@@ -1,0 +1,156 @@
+"""Interventions: lanes (common random numbers), each type's effect, capacity changes, engines."""
+
+import copy
+
+import numpy as np
+import pytest
+
+from sim import demand
+from sim.engines import run_engine
+from sim.interventions import selected
+from sim.network import compile_network
+from sim.scenario import ScenarioError, scenario_from_dict
+
+BASE = {
+    "name": "iv", "start": "2015-01-01", "warmup_days": 30, "run_days": 365,
+    "pools": {"ward": {"capacity": 40, "ward_size": 10}, "home": {"capacity": None},
+              "sd": {"capacity": 5}},
+    "cohorts": {"a": {"arrivals": {"per_year": 4000},
+                      "pathway": [{"stage": "acute", "pool": "ward",
+                                   "los": {"dist": "lognormal", "mean": 3.0, "cv": 1.2}}]},
+                "b": {"arrivals": {"per_year": 2000},
+                      "pathway": [{"stage": "acute", "pool": "ward",
+                                   "los": {"dist": "exponential", "mean": 2.0}}]}},
+    "interventions": [
+        {"name": "av", "type": "avoid", "cohorts": ["a", "b"], "fraction": 0.1, "start": "2015-01-01"},
+        {"name": "dv", "type": "divert", "cohorts": ["a"], "per_year": 300, "mean_los": 2.0,
+         "start": "2015-01-01", "ramp_days": 60,
+         "pathway": [{"stage": "su", "pool": "home", "los": {"dist": "exponential", "mean": 5}}]},
+        {"name": "sh", "type": "shorten", "cohorts": ["a"], "per_year": 300, "days_saved": 2,
+         "min_los": 4, "start": "2015-03-01", "step_down": {"pool": "sd"}},
+        {"name": "close", "type": "capacity", "pool": "ward", "wards": -1, "start": "2015-06-01"},
+    ],
+}
+
+
+def _scenario(doc=None):
+    return scenario_from_dict(doc or BASE)
+
+
+def _keys(table, idx):
+    return set(zip(table.cohort[idx].tolist(), table.candidate[idx].tolist(), strict=True))
+
+
+def _picks(doc, seed=3, rep=0):
+    net = compile_network(_scenario(doc))
+    cohort_only = copy.deepcopy(doc)
+    cohort_only["interventions"] = []
+    table = demand.generate(compile_network(_scenario(cohort_only)), seed, rep)
+    return {k: _keys(table, v) for k, v in selected(net, table, seed, rep).items()}
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_scaling_one_leaves_the_others_picks_unchanged(which):
+    doc = copy.deepcopy(BASE)
+    before = _picks(doc)
+    doc["interventions"][which]["scale"] = 1.8
+    after = _picks(doc)
+    name = doc["interventions"][which]["name"]
+    for other in before:
+        if other != name:
+            assert before[other] == after[other]
+    assert len(after[name]) > len(before[name])  # the scaled one did pick more
+    assert before[name] <= after[name]            # ... and kept everyone it had
+
+
+def test_lanes_are_disjoint_and_shares_match():
+    picks = _picks(BASE)
+    assert not picks["av"] & picks["dv"]
+    net = compile_network(_scenario())
+    assert net.interventions[1].lane_start[0] == pytest.approx(0.2)  # after av's default 2 x 0.1
+
+
+def test_avoid_divert_shorten_transform_the_table():
+    net = compile_network(_scenario())
+    seed, rep = 5, 1
+    empty = copy.deepcopy(BASE)
+    empty["interventions"] = []
+    raw = demand.generate(compile_network(_scenario(empty)), seed, rep)
+    table = demand.generate(net, seed, rep)
+    picks = selected(net, raw, seed, rep)
+    assert table.n_patients == raw.n_patients - len(picks["av"])
+    home, sd = net.pool_index("home"), net.pool_index("sd")
+    # diverted patients visit only the step-up service; shortened ones gain a step-down visit
+    assert np.sum(table.visit_pool == home) == len(picks["dv"])
+    n_sd = np.sum(table.visit_pool == sd)
+    assert 0 < n_sd <= len(picks["sh"])
+    sd_los = table.visit_los[table.visit_pool == sd]
+    assert np.allclose(sd_los, 2.0)  # the rest of the stay = the days saved
+    # diverted stays are the short ones: their mean is mean_los (2 days) on average
+    vp = raw.visit_patient()
+    dv_los = raw.visit_los[np.isin(vp, picks["dv"])]
+    assert dv_los.max() <= net.interventions[1].max_los
+
+
+def test_per_year_divert_matches_expectation():
+    """Diverted admissions a year match per_year (after the ramp) within 4 standard errors."""
+    net = compile_network(_scenario())
+    counts = []
+    for rep in range(6):
+        empty = copy.deepcopy(BASE)
+        empty["interventions"] = []
+        raw = demand.generate(compile_network(_scenario(empty)), 11, rep)
+        p = selected(net, raw, 11, rep)["dv"]
+        t = raw.arrival[p]
+        counts.append(np.sum((t >= 90) & (t < 395)) * 365 / 305)
+    counts = np.array(counts)
+    se = np.sqrt(300 * 365 / 305) / np.sqrt(len(counts))  # Poisson
+    assert abs(counts.mean() - 300) < 4 * se
+
+
+def test_capacity_wards_compile_to_capacity_changes():
+    net = compile_network(_scenario())
+    k = net.pool_index("ward")
+    assert list(net.cc_pool) == [k]
+    assert net.day_to_date(net.cc_time[0]).isoformat() == "2015-06-01"
+    assert net.cc_capacity[0] == 30
+
+
+def test_engines_identical_with_interventions():
+    net = compile_network(_scenario())
+    table = demand.generate(net, 2, 0)
+    assert run_engine("numba", net, table).equals(run_engine("simpy", net, table))
+
+
+@pytest.mark.parametrize(("edit", "fragment"), [
+    (lambda d: d["interventions"][0].update(cohorts=["nope"]), "unknown cohort"),
+    (lambda d: d["interventions"][2].update(step_down={"pool": "nowhere"}), "unknown pool"),
+    (lambda d: d["interventions"][0].update(start="2030-01-01"), "within the horizon"),
+    (lambda d: d["interventions"][1].update(lane=0.9), "lanes of cohort 'a' exceed 1"),
+    (lambda d: d["interventions"][3].update(pool="home", wards=None, beds=-1), "unlimited"),
+    (lambda d: d["interventions"][1].update(mean_los=9.0), "mean_los"),
+    (lambda d: d["interventions"][0].update(scale=3.0), "exceeds the lane width"),
+    (lambda d: d["interventions"][2].update(stage="nope"), "no such stage"),
+])
+def test_bad_interventions_are_reported_with_paths(edit, fragment):
+    doc = copy.deepcopy(BASE)
+    edit(doc)
+    with pytest.raises(ScenarioError) as e:
+        scenario_from_dict(doc)
+    assert fragment in str(e.value)
+    assert "interventions[" in str(e.value)
+
+
+def test_phasing_and_ramp_levels():
+    doc = copy.deepcopy(BASE)
+    doc["interventions"][0]["phasing"] = [{"date": "2015-03-01", "level": 0.5},
+                                          {"date": "2015-05-01", "level": 1.0}]
+    net = compile_network(_scenario(doc))
+    av, dv = net.interventions[0], net.interventions[1]
+    day = {d: float((np.datetime64(d) - np.datetime64("2015-01-01")).astype(int))
+           for d in ("2015-01-01", "2015-02-01", "2015-03-01", "2015-04-01", "2015-06-01")}
+    lv = av.level(np.array(list(day.values())))
+    assert lv[0] == 0 and lv[2] == pytest.approx(0.5) and lv[4] == 1.0
+    assert 0 < lv[1] < 0.5 and 0.5 < lv[3] < 1.0
+    # dv: 60-day linear ramp from its start
+    assert dv.level(np.array([-1.0, 0.0, 30.0, 60.0, 90.0])) == pytest.approx([0, 0, 0.5, 1, 1])
