@@ -32,6 +32,9 @@ class PatientTable:
     visit_pool: np.ndarray  # int32 [m] requested pool
     visit_los: np.ndarray  # float64 [m] days
     visit_stage: np.ndarray  # int32 [m] global stage index
+    #: float64 [m] discharge-timing uniform of a last visit that may be held (NaN otherwise);
+    #: None until ``generate`` sets it (sim.discharges)
+    visit_hold_u: np.ndarray | None = None
 
     @property
     def n_patients(self) -> int:
@@ -309,5 +312,8 @@ def generate(network: Network, seed: int, replication: int) -> PatientTable:
     parts += [(c.index, cohort_patients(c, network.horizon, seed, replication))
               for c in network.cohorts]
     from sim import interventions  # late import: interventions builds on this module's table
+    from sim.discharges import hold_uniforms
 
-    return interventions.apply(network, merge(parts), seed, replication)
+    table = interventions.apply(network, merge(parts), seed, replication)
+    table.visit_hold_u = hold_uniforms(network, table, seed, replication)
+    return table

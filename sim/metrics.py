@@ -13,7 +13,8 @@ import numpy as np
 from numba import njit
 
 from sim.demand import PatientTable
-from sim.engines.trace import FOUND_FULL, LOST, OVERFLOWED, Trace
+from sim.discharges import hold_days
+from sim.engines.trace import FOUND_FULL, LOST, MOVED, OUTLIED, OVERFLOWED, Trace
 from sim.network import Network
 
 STAY_THRESHOLDS = (7, 14, 21, 30)
@@ -28,12 +29,14 @@ POOL_METRICS = (
     "overflows", "lost", "delayed_transfer_days", "delayed_transfer_pct",
     "bed_days", "ge_7", "ge_14", "ge_21", "ge_30",
     "unconstrained_mean_occupancy", "stp_rule", "risk_rule",
+    "discharge_held_days", "discharge_held_pct", "moved_out", "outliers", "outlier_days",
 )
 
 # Columns of the per-pool sums computed by ``visit_sums``.
 (_ASK, _FOUND_FULL, _OVERFLOWS, _LOST, _N_WAIT, _SUM_WAIT, _OVER_4H, _OVER_12H, _ADMISSIONS,
- _BED_DAYS, _GE_7, _GE_14, _GE_21, _GE_30, _DELAYED, _UC_DAYS) = range(16)
-_N_SUMS = 16
+ _BED_DAYS, _GE_7, _GE_14, _GE_21, _GE_30, _DELAYED, _UC_DAYS, _HELD, _MOVED_OUT, _OUTLIERS,
+ _OUTLIER_DAYS) = range(20)
+_N_SUMS = 20
 
 
 @dataclass
@@ -116,12 +119,13 @@ def unconstrained_stays(table: PatientTable) -> tuple[np.ndarray, np.ndarray]:
 
 @njit(cache=True)
 def visit_sums(visit_pool, used_pool, request, admit, leave, flags, visit_los, warmup, horizon,
-               n_pools, hours4, hours12):
+               n_pools, hours4, hours12, last, moved_at, move_to):
     """Per-pool request and stay sums in one pass over visits (same order of additions as
     ``np.bincount``, so the sums equal the vectorised ones bit for bit).
 
     Returns a [n_pools, _N_SUMS] matrix and the waits of patients arriving in the window,
-    grouped by requested pool (``wait_start`` offsets), for wait percentiles.
+    grouped by requested pool (``wait_start`` offsets), for wait percentiles. Time in a bed past
+    the end of the stay is a delayed transfer, or on a ``last`` visit a discharge hold.
     """
     m = visit_pool.shape[0]
     s = np.zeros((n_pools, _N_SUMS))
@@ -166,27 +170,56 @@ def visit_sums(visit_pool, used_pool, request, admit, leave, flags, visit_los, w
             lv = np.inf
         if a >= warmup and a < horizon:
             s[k, _ADMISSIONS] += 1.0
-        inside = max(min(lv, horizon) - max(a, warmup), 0.0)
-        s[k, _BED_DAYS] += inside
         stay = min(lv, horizon) - a
-        if stay >= 7:
-            s[k, _GE_7] += inside
-        if stay >= 14:
-            s[k, _GE_14] += inside
-        if stay >= 21:
-            s[k, _GE_21] += inside
-        if stay >= 30:
-            s[k, _GE_30] += inside
+        end = lv
+        f = flags[v]
+        mv = moved_at[v]
+        if f & (MOVED | OUTLIED):  # split at the capacity cut: before it in k, after it elsewhere
+            end = mv
+            if mv >= warmup and mv < horizon:
+                s[k, _MOVED_OUT if f & MOVED else _OUTLIERS] += 1.0
+            after = max(min(lv, horizon) - max(mv, warmup), 0.0)
+            if f & MOVED:
+                _stay_days(s, move_to[k], after, stay)
+            else:
+                s[k, _OUTLIER_DAYS] += after
+        _stay_days(s, k, max(min(end, horizon) - max(a, warmup), 0.0), stay)
         ready = a + visit_los[v]
-        s[k, _DELAYED] += max(min(lv, horizon) - max(ready, warmup), 0.0)
+        waited = max(min(lv, horizon) - max(ready, warmup), 0.0)
+        kb = move_to[k] if f & MOVED else k
+        s[kb, _HELD if last[v] else _DELAYED] += waited
     return s, waits, wait_start
+
+
+@njit(cache=True, inline="always")
+def _stay_days(s, k, inside, stay):
+    """Add bed days of a stay of length ``stay`` to pool ``k``'s totals and long-stay sums."""
+    s[k, _BED_DAYS] += inside
+    if stay >= 7:
+        s[k, _GE_7] += inside
+    if stay >= 14:
+        s[k, _GE_14] += inside
+    if stay >= 21:
+        s[k, _GE_21] += inside
+    if stay >= 30:
+        s[k, _GE_30] += inside
+
+
+def last_visits(visit_start: np.ndarray) -> np.ndarray:
+    """Per visit: is it its patient's last (the one that ends in discharge or death)?"""
+    last = np.zeros(int(visit_start[-1]), bool)
+    has = visit_start[1:] > visit_start[:-1]
+    last[visit_start[1:][has] - 1] = True
+    return last
 
 
 @njit(cache=True)
 def unconstrained_sums(arrival, visit_start, visit_pool, visit_los, warmup, horizon, n_pools,
-                       first_midnight, n_days, cohort, n_cohorts):
+                       first_midnight, n_days, cohort, n_cohorts, hold_u, hold_on, hold_factor,
+                       hold_open, hold_close, first_weekday):
     """Unconstrained demand (every bed free at once): bed days in the window and midnight census
-    per pool, plus admissions per cohort. Same arithmetic as :func:`unconstrained_stays`."""
+    per pool, plus admissions per cohort. Same arithmetic as :func:`unconstrained_stays`, plus
+    any discharge hold of a last stay (holds need no spare bed, so they count here too)."""
     n = arrival.shape[0]
     width = n_days + 1
     diff = np.zeros((n_pools, width), np.int64)
@@ -207,6 +240,9 @@ def unconstrained_sums(arrival, visit_start, visit_pool, visit_los, warmup, hori
             start = base + before
             end = start + los
             k = visit_pool[v]
+            if hold_on[k] and v == visit_start[p + 1] - 1 and not np.isnan(hold_u[v]):
+                end += hold_days(end, hold_u[v], first_weekday, hold_factor[k], hold_open[k],
+                                 hold_close[k])
             lo = min(max(np.ceil(start) - first_midnight, 0.0), float(n_days))
             hi = min(max(np.ceil(end) - first_midnight, 0.0), float(n_days))
             diff[k, np.int64(lo)] += 1
@@ -269,7 +305,8 @@ def replication_metrics(network: Network, table: PatientTable, trace: Trace, rep
     # Requests are attributed to the pool asked for; stays to the pool the bed was in.
     s, waits, wait_start = visit_sums(
         table.visit_pool, trace.used_pool, trace.request, trace.admit, trace.leave, trace.flags,
-        table.visit_los, w, h, n_pools, 4 * HOURS, 12 * HOURS)
+        table.visit_los, w, h, n_pools, 4 * HOURS, 12 * HOURS, last_visits(table.visit_start),
+        trace.moved_at, network.move_to)
     n_ask = s[:, _ASK]
     out[:, col["arrivals"]] = n_ask
     out[:, col["p_full_arrival"]] = _ratio(s[:, _FOUND_FULL], n_ask)
@@ -290,11 +327,19 @@ def replication_metrics(network: Network, table: PatientTable, trace: Trace, rep
     delayed = s[:, _DELAYED]
     out[:, col["delayed_transfer_days"]] = delayed
     out[:, col["delayed_transfer_pct"]] = _ratio(100 * delayed, bed_days)
+    out[:, col["discharge_held_days"]] = s[:, _HELD]
+    out[:, col["discharge_held_pct"]] = _ratio(100 * s[:, _HELD], bed_days)
+    out[:, col["moved_out"]] = s[:, _MOVED_OUT]
+    out[:, col["outliers"]] = s[:, _OUTLIERS]
+    out[:, col["outlier_days"]] = s[:, _OUTLIER_DAYS]
 
     # Unconstrained demand: what the beds-needed rules are computed from.
+    d = network.discharges
+    hold_u = table.visit_hold_u if table.visit_hold_u is not None else np.empty(0)
     uc_days, uc_census, cohort_adm = unconstrained_sums(
         table.arrival, table.visit_start, table.visit_pool, table.visit_los, w, h, n_pools,
-        first_midnight, n_days, table.cohort, len(network.cohorts))
+        first_midnight, n_days, table.cohort, len(network.cohorts),
+        hold_u, d.on, d.factor, d.open, d.close, d.first_weekday)
     if network.initial:  # patients already in beds at day 0 are not admissions
         initial = (table.candidate < 0) & (table.arrival >= w) & (table.arrival < h)
         cohort_adm -= np.bincount(table.cohort[initial], minlength=len(network.cohorts))

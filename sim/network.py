@@ -10,6 +10,7 @@ import numpy as np
 
 from sim import los as los_mod
 from sim.census_start import compile_initial
+from sim.discharges import DischargeRules
 from sim.scenario import Scenario
 
 #: Capacity used for unlimited pools (never reached by any realistic census).
@@ -17,6 +18,10 @@ UNLIMITED = np.iinfo(np.int64).max // 4
 
 QUEUE, LOSE, OVERFLOW = 0, 1, 2
 POLICY_CODES = {"queue": QUEUE, "lose": LOSE, "overflow": OVERFLOW}
+
+#: What happens to patients above a reduced capacity (``Pool.on_reduction``).
+DRAIN, OUTLIE, MOVE = 0, 1, 2
+REDUCTION_CODES = {"drain": DRAIN, "outlie": OUTLIE, "move": MOVE}
 
 #: Exit codes stored in the patient table (negative = leaves the system).
 EXITS = {"home": -1, "care_home": -2, "died": -3}
@@ -78,6 +83,9 @@ class Network:
     stage_names: tuple[str, ...] = field(default=())
     interventions: tuple = field(default=())  # sim.interventions.CompiledIntervention
     initial: tuple = field(default=())  # sim.census_start.InitialPatients, one per census entry
+    reduction: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))  # DRAIN/OUTLIE/MOVE
+    move_to: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # -1 unless MOVE
+    discharges: DischargeRules = field(default_factory=lambda: DischargeRules.none(0))
 
     @property
     def n_pools(self) -> int:
@@ -120,8 +128,14 @@ def compile_network(scenario: Scenario) -> Network:
     policy = np.empty(n, dtype=np.int8)
     overflow_to = np.full(n, -1, dtype=np.int32)
     ward_size = np.zeros(n, dtype=np.int64)
+    reduction = np.zeros(n, dtype=np.int8)
+    move_to = np.full(n, -1, dtype=np.int32)
     cc: list[tuple[float, int, int]] = []
     for i, pool in enumerate(scenario.pools.values()):
+        r_kind, r_target = pool.reduction
+        reduction[i] = REDUCTION_CODES[r_kind]
+        if r_target is not None:
+            move_to[i] = index[r_target]
         unlimited[i] = pool.capacity is None
         capacity[i] = UNLIMITED if pool.capacity is None else pool.capacity
         kind, target = pool.policy
@@ -202,5 +216,8 @@ def compile_network(scenario: Scenario) -> Network:
         cohorts=tuple(cohorts),
         stage_names=tuple(stage_names),
         initial=compile_initial(scenario, list(pool_names), cohorts),
+        reduction=reduction,
+        move_to=move_to,
+        discharges=DischargeRules.compile(scenario),
     )
     return compile_interventions(scenario, network)

@@ -149,7 +149,8 @@ class Results:
                          "census_max", "p_full_time", "p_full_arrival", "mean_wait_days",
                          "wait_p95_days", "waits_over_4h", "waits_over_12h", "arrivals",
                          "admissions", "overflows", "lost", "delayed_transfer_days",
-                         "delayed_transfer_pct"):
+                         "delayed_transfer_pct", "discharge_held_days", "discharge_held_pct",
+                         "moved_out", "outliers", "outlier_days"):
                 entry[name] = _estimate(self.metric(pool, name))
             entry["bed_day_share_by_stay"] = {
                 f"ge_{x}": _estimate(self.metric(pool, f"ge_{x}")) for x in STAY_THRESHOLDS}

@@ -36,6 +36,7 @@ __all__ = [
     "Phase",
     "StepDown",
     "Cohort",
+    "Discharges",
     "LoS",
     "LoSComponent",
     "Pool",
@@ -291,6 +292,54 @@ def _parse_when_full(v: Any) -> tuple[str, str | None] | None:
     return ("overflow", m.group(1)) if m else None
 
 
+class Discharges(BaseModel):
+    """When a pool's patients can go home: relative chance by weekday and permitted hours.
+
+    A patient whose stay ends while discharges are closed waits in the bed until the next
+    permitted time (counted as discharge-held days, apart from delayed transfers).
+    """
+
+    model_config = _CONFIG
+
+    weekday: list[Annotated[float, Field(ge=0)]] | None = Field(
+        default=None, description="Mon..Sun: chance a discharge due that day goes ahead, relative "
+        "to the best day (scaled so the largest is 1).", examples=[[1, 1, 1, 1, 1, 0.55, 0.45]])
+    hours: tuple[Annotated[float, Field(ge=0, le=24)], Annotated[float, Field(ge=0, le=24)]] | None = Field(
+        default=None, description="[open, close): hours of the day when discharges happen.",
+        examples=[[8, 20]])
+
+    @field_validator("weekday")
+    @classmethod
+    def _weekday(cls, v: list[float] | None) -> list[float] | None:
+        _check_profile(v, 7, "Mon..Sun")
+        if v is not None and not max(v) > 0:
+            raise ValueError("needs at least one day with discharges (a value > 0)")
+        return v
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None:
+            lo, hi = v
+            if not lo < hi:
+                raise ValueError("must be [open, close) with open < close")
+        return v
+
+
+_ON_REDUCTION_RE = re.compile(r"^move\s*:\s*(\S.*?)\s*$")
+
+
+def _parse_on_reduction(v: Any) -> tuple[str, str | None] | None:
+    """Parse ``drain``, ``outlie`` or ``move:<pool>``; None if invalid."""
+    if not isinstance(v, str):
+        return None
+    s = v.strip()
+    if s in ("drain", "outlie"):
+        return (s, None)
+    m = _ON_REDUCTION_RE.match(s)
+    return ("move", m.group(1)) if m else None
+
+
 class Pool(BaseModel):
     """Beds (or home-care slots) with a capacity and a policy when full."""
 
@@ -302,7 +351,28 @@ class Pool(BaseModel):
     )
     ward_size: int | None = Field(default=None, gt=0, description="Beds per ward (for closures).")
     capacity_changes: list[CapacityChange] = Field(default_factory=list)
+    on_reduction: str = Field(
+        default="drain", description="Patients above a reduced capacity: drain (they stay; no "
+        "admissions until it fits), outlie (they leave the pool's beds and are counted as "
+        "outliers elsewhere) or move:<pool> (they move to that pool's beds).",
+        examples=["move:community"])
+    discharges: Discharges | None = Field(
+        default=None, description="Weekday and hour-of-day discharge pattern (default: any time).")
     description: str = ""
+
+    @field_validator("on_reduction")
+    @classmethod
+    def _on_reduction(cls, v: str) -> str:
+        if _parse_on_reduction(v) is None:
+            raise ValueError("must be 'drain', 'outlie' or 'move:<pool>'")
+        return v.strip()
+
+    @property
+    def reduction(self) -> tuple[str, str | None]:
+        """``("drain", None)``, ``("outlie", None)`` or ``("move", pool_name)``."""
+        parsed = _parse_on_reduction(self.on_reduction)
+        assert parsed is not None
+        return parsed
 
     @field_validator("when_full", mode="before")
     @classmethod
@@ -802,6 +872,13 @@ def _check_pools(doc: Mapping[str, Any], out: list[Problem]) -> None:
                 )
             else:
                 targets[str(name)] = target
+        reduction = pool.get("on_reduction")
+        parsed_r = _parse_on_reduction(reduction) if reduction is not None else None
+        if parsed_r is not None and parsed_r[1] is not None:
+            if parsed_r[1] == name:
+                out.append(Problem(f"{base}.on_reduction", "pool moves patients to itself", reduction))
+            elif parsed_r[1] not in pools:
+                out.append(Problem(f"{base}.on_reduction", f"unknown pool '{parsed_r[1]}'", reduction))
         changes = pool.get("capacity_changes")
         if end is not None and start is not None and isinstance(changes, list):
             for i, ch in enumerate(changes):

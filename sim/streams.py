@@ -17,6 +17,7 @@ PURPOSES = {
     "los": 4,  # length-of-stay uniforms
     "marks": 5,  # intervention uniforms (disjoint slices per intervention)
     "parameters": 6,  # input-uncertainty draws
+    "discharge": 7,  # discharge-timing uniforms, one per patient (sim.discharges)
 }
 
 

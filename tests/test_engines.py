@@ -25,6 +25,13 @@ def networks(draw):
         if draw(st.booleans()):
             pool["capacity_changes"] = [{"date": f"2020-01-{draw(st.integers(2, 28)):02d}",
                                          "capacity": draw(st.integers(0, 5))}]
+        pool["on_reduction"] = draw(st.sampled_from(
+            ["drain", "outlie"] + [f"move:p{j}" for j in range(n_pools) if j != k]))
+        if draw(st.booleans()):
+            pool["discharges"] = {
+                "weekday": draw(st.lists(st.sampled_from([0.0, 0.5, 1.0]), min_size=7,
+                                         max_size=7).filter(lambda w: max(w) > 0)),
+                "hours": draw(st.sampled_from([[0, 24], [8, 20], [12, 18]]))}
         pools[f"p{k}"] = pool
     n_stages = draw(st.integers(1, 3))
     stages = []
@@ -53,10 +60,14 @@ def tied_tables(draw, network):
     los = np.array(draw(st.lists(st.integers(0, 8), min_size=m, max_size=m))) / 2.0
     visit_start = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=visit_start[1:])
+    hold_u = np.full(m, np.nan)
+    last = visit_start[1:] - 1
+    hold_u[last] = draw(st.lists(st.sampled_from([0.0, 0.25, 0.75, np.nan]), min_size=n,
+                                 max_size=n))
     return PatientTable(arrival=arrival, cohort=np.zeros(n, np.int32),
                         candidate=np.arange(n, dtype=np.int64), mark=np.zeros(n),
                         exit=np.full(n, -1, np.int8), visit_start=visit_start, visit_pool=pools,
-                        visit_los=los, visit_stage=np.zeros(m, np.int32))
+                        visit_los=los, visit_stage=np.zeros(m, np.int32), visit_hold_u=hold_u)
 
 
 def assert_same(network, table):
@@ -106,6 +117,34 @@ def test_overflow_and_loss_are_exercised():
 
     assert ((trace.flags & OVERFLOWED) > 0).sum() > 10
     assert ((trace.flags & LOST) > 0).sum() > 10
+
+
+def test_identical_traces_with_holds_moves_and_outliers():
+    """Weekend discharge holds, and capacity cuts that move or outlie patients, on both engines."""
+    doc = {"name": "cuts", "start": "2020-01-01", "warmup_days": 10, "run_days": 200,
+           "pools": {"acute": {"capacity": 30, "when_full": "queue", "on_reduction": "move:spare",
+                               "capacity_changes": [{"date": "2020-03-01", "capacity": 16},
+                                                    {"date": "2020-05-01", "capacity": 26}],
+                               "discharges": {"weekday": [1, 1, 1, 1, 1, 0.4, 0.3],
+                                              "hours": [9, 19]}},
+                     "spare": {"capacity": 8, "when_full": "queue", "on_reduction": "outlie",
+                               "capacity_changes": [{"date": "2020-02-15", "capacity": 0}]},
+                     "rehab": {"capacity": 12, "when_full": "queue"}},
+           "cohorts": {"c": {"arrivals": {"per_year": 365 * 7}, "pathway": [
+               {"stage": "acute", "pool": {"acute": 0.85, "spare": 0.15},
+                "los": {"dist": "lognormal", "mean": 4.0, "cv": 1.0},
+                "next": {"rehab": 0.3, "home": 0.6, "died": 0.1}},
+               {"stage": "rehab", "pool": "rehab", "los": {"dist": "exponential", "mean": 6.0}}]}}}
+    network = compile_network(scenario_from_dict(doc))
+    table = demand.generate(network, 5, 0)
+    trace = assert_same(network, table)
+    from sim.engines.trace import MOVED, OUTLIED
+
+    assert ((trace.flags & MOVED) > 0).sum() >= 5
+    assert ((trace.flags & OUTLIED) > 0).sum() >= 3
+    last = table.visit_start[1:] - 1
+    held = trace.leave[last] - trace.admit[last] - table.visit_los[last]
+    assert (held > 1e-9).sum() > 50
 
 
 def test_conservation_and_capacity():

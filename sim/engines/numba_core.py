@@ -3,7 +3,11 @@
 Plain arrays in, plain arrays out; no scenario logic and no random numbers. Event order at equal
 times: capacity changes, then ends of stay (by visit index, i.e. patient index), then arrivals (by
 patient index). A bed freed at time t goes at once to the head of that pool's FIFO queue; a
-patient waiting to transfer keeps its current bed until then (a delayed transfer of care).
+patient waiting to transfer keeps its current bed until then (a delayed transfer of care). A
+last stay ending while discharges are closed is held to the next permitted time
+(sim.discharges). When a capacity cut leaves a pool over capacity, its ``outlie`` or ``move``
+rule takes the patients due to stay longest (latest departure, then highest visit index) out of
+its beds at once; ``drain`` keeps them until enough leave.
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sim.engines.trace import FOUND_FULL, LOST, OVERFLOWED, Trace
+from sim.discharges import hold_days
+from sim.engines.trace import FOUND_FULL, LOST, MOVED, OUTLIED, OVERFLOWED, Trace
 
 _QUEUE, _LOSE = 0, 1
+_DRAIN, _OUTLIE = 0, 1  # network.DRAIN / OUTLIE; anything else moves
 _ADMITTED, _QUEUED, _TURNED_AWAY = 0, 1, 2
 
 
@@ -87,6 +93,30 @@ def _choose(w, kk, occ, cap, q_head, policy, overflow_to, flags):
     return _ADMITTED, kk
 
 
+@njit(cache=True, inline="always")
+def _departure(t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open, hold_close,
+               first_weekday):
+    """When visit ``w``, given a bed in pool ``k`` at ``t``, frees it (before any transfer wait)."""
+    los = visit_los[w]
+    if hold_on[k]:
+        u = hold_u[w]
+        if not np.isnan(u):
+            return t + (los + hold_days(t + los, u, first_weekday, hold_factor[k], hold_open[k],
+                                        hold_close[k]))
+    return t + los
+
+
+@njit(cache=True, inline="always")
+def _bed_pool(v, used_pool, flags, move_to):
+    """The pool whose bed visit ``v`` is in now (-1: an outlier, in no pool's beds)."""
+    f = flags[v]
+    if f & OUTLIED:
+        return -1
+    if f & MOVED:
+        return move_to[used_pool[v]]
+    return used_pool[v]
+
+
 @njit(cache=True)
 def _log(cnt, log_time, log_pool, log_delta, t, k, delta):
     i = cnt[0]
@@ -97,12 +127,43 @@ def _log(cnt, log_time, log_pool, log_delta, t, k, delta):
 
 
 @njit(cache=True)
+def _reduce(k, t, occ, cap, reduction, move_to, ht, hv, hsize, used_pool, flags, moved_at,
+            cnt, log_time, log_pool, log_delta):
+    """Take pool ``k``'s excess patients out of its beds after a capacity cut (outlie or move):
+    those in service with the latest departure, then the highest visit index; each at most once."""
+    excess = occ[k] - cap[k]
+    for _ in range(excess):
+        best = -1
+        bt = -np.inf
+        for i in range(hsize):
+            v = hv[i]
+            if used_pool[v] != k or flags[v] & (MOVED | OUTLIED):
+                continue
+            if best < 0 or ht[i] > bt or (ht[i] == bt and v > best):
+                best = v
+                bt = ht[i]
+        if best < 0:
+            return  # nobody left to take out: the rest drain
+        occ[k] -= 1
+        _log(cnt, log_time, log_pool, log_delta, t, k, -1)
+        moved_at[best] = t
+        if reduction[k] == _OUTLIE:
+            flags[best] |= OUTLIED
+        else:
+            j = move_to[k]
+            flags[best] |= MOVED
+            occ[j] += 1
+            _log(cnt, log_time, log_pool, log_delta, t, j, 1)
+
+
+@njit(cache=True)
 def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, overflow_to,
-             cc_time, cc_pool, cc_capacity, horizon,
-             used_pool, request, admit, leave, flags, log_time, log_pool, log_delta):
+             cc_time, cc_pool, cc_capacity, horizon, reduction, move_to,
+             hold_u, hold_on, hold_factor, hold_open, hold_close, first_weekday,
+             used_pool, request, admit, leave, flags, moved_at, log_time, log_pool, log_delta):
     """Replay patients through the pools until ``horizon``, filling the output arrays (see
     :class:`Trace`; per-visit outputs come in initialised to -1 / NaN / 0, the log arrays hold
-    2m entries); returns the number of log entries written."""
+    2m entries, 4m when patients can be moved); returns the number of log entries written."""
     n = arrival.shape[0]
     m = visit_pool.shape[0]
     n_pools = capacity0.shape[0]
@@ -140,10 +201,14 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
         w = -1  # visit asking for a bed at this event
         held = -1  # visit whose bed is given up if that request does not queue
         if tc <= th and tc <= ta:
-            stack[sp] = cc_pool[ic]
+            k = cc_pool[ic]
+            stack[sp] = k
             sp += 1
-            cap[cc_pool[ic]] = cc_capacity[ic]
+            cap[k] = cc_capacity[ic]
             ic += 1
+            if reduction[k] != _DRAIN and occ[k] > cap[k]:
+                _reduce(k, t, occ, cap, reduction, move_to, ht, hv, hsize, used_pool, flags,
+                        moved_at, cnt, log_time, log_pool, log_delta)
         elif th <= ta:
             held = hv[0]
             hsize = _heap_pop(ht, hv, hsize)
@@ -163,7 +228,9 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                 occ[k] += 1
                 admit[w] = t
                 _log(cnt, log_time, log_pool, log_delta, t, k, 1)
-                hsize = _heap_push(ht, hv, hsize, t + visit_los[w], w)
+                hsize = _heap_push(ht, hv, hsize, _departure(
+                    t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open, hold_close,
+                    first_weekday), w)
             elif outcome == _QUEUED:
                 if q_tail[k] >= 0:
                     q_next[q_tail[k]] = w
@@ -171,12 +238,13 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                     q_head[k] = w
                 q_tail[k] = w
         if held >= 0 and outcome != _QUEUED:
-            k = used_pool[held]
+            k = _bed_pool(held, used_pool, flags, move_to)
             leave[held] = t
-            occ[k] -= 1
-            _log(cnt, log_time, log_pool, log_delta, t, k, -1)
-            stack[sp] = k
-            sp += 1
+            if k >= 0:
+                occ[k] -= 1
+                _log(cnt, log_time, log_pool, log_delta, t, k, -1)
+                stack[sp] = k
+                sp += 1
         # Serve queues of pools where beds became free, cascading through blocked transfers.
         while sp > 0:
             sp -= 1
@@ -189,14 +257,17 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                 occ[k] += 1
                 admit[w] = t
                 _log(cnt, log_time, log_pool, log_delta, t, k, 1)
-                hsize = _heap_push(ht, hv, hsize, t + visit_los[w], w)
+                hsize = _heap_push(ht, hv, hsize, _departure(
+                    t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open, hold_close,
+                    first_weekday), w)
                 if not first_of[w]:
-                    kp = used_pool[w - 1]
+                    kp = _bed_pool(w - 1, used_pool, flags, move_to)
                     leave[w - 1] = t
-                    occ[kp] -= 1
-                    _log(cnt, log_time, log_pool, log_delta, t, kp, -1)
-                    stack[sp] = kp
-                    sp += 1
+                    if kp >= 0:
+                        occ[kp] -= 1
+                        _log(cnt, log_time, log_pool, log_delta, t, kp, -1)
+                        stack[sp] = kp
+                        sp += 1
     return cnt[0]
 
 
@@ -212,14 +283,21 @@ def run(network, table) -> Trace:
     admit = np.full(m, np.nan)
     leave = np.full(m, np.nan)
     flags = np.zeros(m, np.int8)
-    log_time = np.empty(2 * m)
-    log_pool = np.empty(2 * m, np.int32)
-    log_delta = np.empty(2 * m, np.int8)
+    moved_at = np.full(m, np.nan)
+    can_move = len(network.cc_time) > 0 and bool((network.reduction != 0).any())
+    n_entries = (4 if can_move else 2) * m
+    log_time = np.empty(n_entries)
+    log_pool = np.empty(n_entries, np.int32)
+    log_delta = np.empty(n_entries, np.int8)
+    d = network.discharges
+    hold_u = table.visit_hold_u if table.visit_hold_u is not None else np.empty(0)
     n_log = simulate(
         table.arrival, table.visit_start, table.visit_pool, table.visit_los,
         network.capacity, network.policy, network.overflow_to,
         network.cc_time, network.cc_pool, network.cc_capacity, network.horizon,
-        used_pool, request, admit, leave, flags, log_time, log_pool, log_delta,
+        network.reduction, network.move_to,
+        hold_u, d.on, d.factor, d.open, d.close, d.first_weekday,
+        used_pool, request, admit, leave, flags, moved_at, log_time, log_pool, log_delta,
     )
     return Trace(used_pool, request, admit, leave, flags,
-                 log_time[:n_log], log_pool[:n_log], log_delta[:n_log])
+                 log_time[:n_log], log_pool[:n_log], log_delta[:n_log], moved_at)

@@ -10,6 +10,8 @@ import numpy as np
 FOUND_FULL = 1  # the requested pool was full (or had a queue) when the patient asked for a bed
 OVERFLOWED = 2  # admitted to (or queued at, or lost from) a pool other than the one requested
 LOST = 4  # turned away by a ``lose`` pool: the patient leaves the system
+MOVED = 8  # taken out of its pool's beds by a capacity cut into the pool's ``move:`` target
+OUTLIED = 16  # taken out of its pool's beds by a capacity cut, outlying in no pool's beds
 
 
 @dataclass
@@ -27,21 +29,35 @@ class Trace:
     log_time: np.ndarray
     log_pool: np.ndarray
     log_delta: np.ndarray
+    moved_at: np.ndarray  # float64 [m] time a capacity cut moved or outlied the visit, else NaN
+
+    def canonical_log(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The occupancy log sorted by (time, pool, delta): the same path, whatever order the
+        beds taken and freed at one instant were written in."""
+        o = np.lexsort((self.log_delta, self.log_pool, self.log_time))
+        return self.log_time[o], self.log_pool[o], self.log_delta[o]
 
     def equals(self, other: Trace) -> bool:
         """Exact equality of every visit outcome (NaNs equal) and of the occupancy path."""
-        for f in ("used_pool", "request", "admit", "leave", "flags"):
-            if not np.array_equal(getattr(self, f), getattr(other, f), equal_nan=f != "used_pool" and f != "flags"):
+        for f in ("used_pool", "request", "admit", "leave", "flags", "moved_at"):
+            a, b = getattr(self, f), getattr(other, f)
+            if not np.array_equal(a, b, equal_nan=a.dtype.kind == "f"):
                 return False
-        return True
+        return all(np.array_equal(a, b) for a, b in
+                   zip(self.canonical_log(), other.canonical_log(), strict=True))
 
     def differences(self, other: Trace) -> dict[str, int]:
         """Number of visits differing per field (for test diagnostics)."""
         out = {}
+        mine, theirs = self.canonical_log(), other.canonical_log()
         for f in fields(self):
-            if f.name.startswith("log_"):
-                continue
             a, b = getattr(self, f.name), getattr(other, f.name)
+            if f.name.startswith("log_"):
+                i = ("log_time", "log_pool", "log_delta").index(f.name)
+                a, b = mine[i], theirs[i]
+            if a.shape != b.shape:
+                out[f.name] = abs(len(a) - len(b))
+                continue
             if a.dtype.kind == "f":
                 out[f.name] = int((~((a == b) | (np.isnan(a) & np.isnan(b)))).sum())
             else:
