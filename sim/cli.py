@@ -130,16 +130,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     import sim
 
     (scenario,) = _load([args.config])
-    progress = DelayedProgress(args.replications, scenario.name, enabled=not (args.json or args.quiet))
-    try:
-        results = sim.run(scenario, replications=args.replications, seed=args.seed,
-                          engine=args.engine, jobs=args.jobs, progress=progress,
-                          scheduler=args.scheduler)
-    finally:
-        progress.close()
+    extra: dict = {"command": " ".join(sys.argv)}
+    talk = not (args.json or args.quiet)
+    if args.warmup is not None:
+        scenario, extra["warmup"] = _choose_warmup(scenario, args, talk)
+    if args.precision is not None:
+        checked = _precision_metrics(scenario, args.precision_metric)
+        if checked is None:
+            return EXIT_CONFIG
+        results, extra["precision"] = _run_to_precision(scenario, args, checked, talk)
+    else:
+        progress = DelayedProgress(args.replications, scenario.name, enabled=talk)
+        try:
+            results = sim.run(scenario, replications=args.replications, seed=args.seed,
+                              engine=args.engine, jobs=args.jobs, progress=progress,
+                              scheduler=args.scheduler)
+        finally:
+            progress.close()
     summary = results.summary_json()
     if args.out:
-        results.save(args.out, manifest_extra={"command": " ".join(sys.argv)})
+        results.save(args.out, manifest_extra=extra)
         from sim import plots
 
         plots.write_run_plots(results, Path(args.out))
@@ -152,6 +162,69 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.out:
         out.print(f"run folder written to {args.out}")
     return 0
+
+
+def _choose_warmup(scenario, args: argparse.Namespace, talk: bool):
+    """The scenario with the warm-up of ``--warmup`` (days, or ``auto``: MSER-5 on pilot runs)."""
+    from sim.warmup import BATCH, choose_warmup
+
+    if args.warmup == "auto":
+        pilots = 5
+        choice = choose_warmup(scenario, replications=pilots, seed=args.seed, jobs=args.jobs)
+        days = float(choice.days)
+        info = {"method": f"MSER-{BATCH} on the mean midnight census of {pilots} pilot "
+                          "replications started empty (the largest truncation over pools)",
+                "days": days, "by_pool": choice.by_pool, "pilot_replications": pilots,
+                "scenario_warmup_days": scenario.warmup_days}
+        if talk:
+            note(f"warm-up: MSER-{BATCH} chose {choice.days} days "
+                 f"({', '.join(f'{p} {d}' for p, d in choice.by_pool.items())})")
+    else:
+        days = float(args.warmup)
+        info = {"method": "given", "days": days, "scenario_warmup_days": scenario.warmup_days}
+    updated = scenario.model_copy(update={"warmup_days": days})
+    updated._source = scenario.source_path
+    return updated, info
+
+
+def _precision_metrics(scenario, given: list[str] | None) -> list[tuple[str, str]] | None:
+    """``POOL:METRIC`` options as pairs (default: every pool's mean occupancy); None if invalid."""
+    from sim.metrics import POOL_METRICS
+
+    if not given:
+        return [(p, "mean_occupancy") for p in scenario.pools]
+    out, bad = [], []
+    for text in given:
+        pool, _, metric = text.partition(":")
+        metric = metric or "mean_occupancy"
+        if pool not in scenario.pools or metric not in POOL_METRICS:
+            bad.append(text)
+        out.append((pool, metric))
+    for text in bad:
+        error(f"--precision-metric {text}: expected POOL[:METRIC] with a pool of the scenario "
+              f"({', '.join(scenario.pools)}) and a metric of: {', '.join(POOL_METRICS)}")
+    return None if bad else out
+
+
+def _run_to_precision(scenario, args: argparse.Namespace, checked, talk: bool):
+    from sim.warmup import run_scenario_to_precision
+
+    progress = DelayedProgress(args.max_replications, scenario.name, enabled=talk)
+    try:
+        grown = run_scenario_to_precision(
+            scenario, args.precision, checked, seed=args.seed, engine=args.engine, jobs=args.jobs,
+            batch=args.replications, max_replications=args.max_replications,
+            scheduler=args.scheduler, progress=progress)
+    finally:
+        progress.close()
+    if talk:
+        state = "met" if grown.met else "NOT met"
+        note(f"precision {args.precision:g} {state} at {grown.replications} replications "
+             f"({grown.run} run in batches of {args.replications})")
+    info = {"target": args.precision, "metrics": [f"{p}:{m}" for p, m in checked],
+            "met": grown.met, "replications": grown.replications, "replications_run": grown.run,
+            "batch": args.replications, "max_replications": args.max_replications}
+    return grown.results, info
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -425,6 +498,28 @@ def _int_at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def _warmup_value(text: str) -> str | float:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be auto or a number of days, got {text!r}") from None
+    if not (value >= 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be >= 0 days, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return value
+
+
 def _common_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replications", "-n", type=_int_at_least(1), default=100,
                    help="Monte Carlo replications")
@@ -451,6 +546,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a scenario's replications and report per-pool results")
     p.add_argument("config")
+    p.add_argument("--warmup", type=_warmup_value, default=None, metavar="auto|DAYS",
+                   help="override the scenario's warm-up: DAYS, or auto (MSER-5 on pilot runs)")
+    p.add_argument("--precision", type=_fraction, default=None, metavar="FRACTION",
+                   help="add batches of --replications until each checked metric's 95%% CI "
+                        "half-width is within FRACTION of its mean (e.g. 0.02)")
+    p.add_argument("--precision-metric", action="append", metavar="POOL[:METRIC]",
+                   help="metric checked by --precision (repeatable; default every pool's "
+                        "mean_occupancy)")
+    p.add_argument("--max-replications", type=_int_at_least(2), default=1000,
+                   help="stop --precision here even if the target is not met")
     _common_run_options(p)
     p.set_defaults(func=cmd_run)
 

@@ -54,10 +54,9 @@ def blocks(replications: int, jobs: int) -> list[list[int]]:
 def run_many(scenarios: Sequence[Scenario], replications: int, seed: int, engine: str = "numba",
              jobs: int | None = None, progress: Progress | None = None,
              target_occupancy: float = 0.95, epsilon: float = 0.05,
-             scheduler: str | None = None) -> list[list[ReplicationMetrics]]:
-    """Replications 0..n-1 of each scenario on one executor (sim.executors); each in order.
-
-    Results do not depend on the executor or the worker count (same seed, same streams).
+             scheduler: str | None = None, first: int = 0) -> list[list[ReplicationMetrics]]:
+    """Replications first..first+n-1 of each scenario on one executor (sim.executors); each in
+    order. Results do not depend on the executor or the worker count (same seed, same streams).
     """
     if scheduler is None and jobs is None and replications * len(scenarios) == 1:
         jobs = 1
@@ -65,6 +64,7 @@ def run_many(scenarios: Sequence[Scenario], replications: int, seed: int, engine
     with make_executor(jobs, scheduler) as executor:
         chunks = ([[r] for r in range(replications)] if executor.workers == 1
                   else blocks(replications, max(1, executor.workers // len(scenarios))))
+        chunks = [[first + r for r in b] for b in chunks]
         tasks = [Task((k, i), s, seed, tuple(b), engine, target_occupancy, epsilon)
                  for k, s in enumerate(scenarios) for i, b in enumerate(chunks)]
         for (k, _), done in executor.run(tasks):

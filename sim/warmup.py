@@ -93,3 +93,47 @@ def run_to_precision(run_batch: Callable[[int, int], object], measure: Callable[
         if n is not None:
             return results, n
     return results, done
+
+
+@dataclass
+class PrecisionRun:
+    """A run grown until its chosen metrics met the precision target (or the maximum)."""
+
+    results: object  # sim.results.Results, cut to ``replications``
+    replications: int
+    run: int  # replications actually run (whole batches)
+    met: bool
+    metrics: list[tuple[str, str]]  # (pool, metric) pairs checked
+
+
+def run_scenario_to_precision(scenario, precision: float, metrics: Sequence[tuple[str, str]] | None = None,
+                              seed: int = 1, engine: str = "numba", jobs: int | None = None,
+                              batch: int = 10, max_replications: int = 1000,
+                              scheduler: str | None = None,
+                              progress: Callable[[int], None] | None = None) -> PrecisionRun:
+    """Add batches of replications of a scenario until every chosen (pool, metric) has a 95% CI
+    half-width within ``precision`` x its mean; replications are the same ones a fixed-size run
+    gives (replication i is always the same), so the result equals ``sim.run(..., n)``.
+
+    ``metrics`` defaults to the mean occupancy of every pool.
+    """
+    from sim.experiment import run_many
+    from sim.results import Results
+
+    chosen = list(metrics) if metrics else [(p, "mean_occupancy") for p in scenario.pools]
+    done: list = []
+
+    def as_results(ms):
+        return Results.from_metrics(scenario, ms, seed=seed, engine=engine)
+
+    def run_batch(start: int, stop: int):
+        done.extend(run_many([scenario], stop - start, seed, engine, jobs, progress,
+                             scheduler=scheduler, first=start)[0])
+        return as_results(done)
+
+    def measure(results) -> list[np.ndarray]:
+        return [results.metric(pool, name) for pool, name in chosen]
+
+    _, n = run_to_precision(run_batch, measure, precision, batch, max_replications)
+    met = first_precise_count(measure(as_results(done[:n])), precision) == n
+    return PrecisionRun(as_results(done[:n]), n, len(done), met, chosen)

@@ -56,3 +56,34 @@ def test_run_to_precision_adds_batches_until_met():
     assert n == first_precise_count([pool[: calls[-1][1]]], 0.01)
     assert calls[0] == (0, 7) and all(b[0] == a[1] for a, b in zip(calls, calls[1:], strict=False))
     assert calls[-1][1] - 7 < n <= calls[-1][1]
+
+
+def test_cli_warmup_auto_and_precision_are_recorded_and_reproducible(tmp_path):
+    """`bedflow run --warmup auto --precision`: the manifest says what was chosen, and the
+    grown run equals a fixed-size run of the replication count it stopped at."""
+    import json
+
+    import yaml
+
+    import sim
+    from sim.cli import main
+    from sim.results import Results
+
+    scenario = single_pool(3650.0, {"dist": "lognormal", "mean": 4.0, "cv": 1.0}, warmup=0,
+                           run=200.0)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(scenario.to_dict()))
+    out = tmp_path / "run"
+    assert main(["run", str(path), "--warmup", "auto", "--precision", "0.01", "-n", "4",
+                 "--seed", "3", "--jobs", "1", "--out", str(out), "--quiet"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    warm, prec = manifest["warmup"], manifest["precision"]
+    assert warm["days"] >= 5 and warm["by_pool"]["ward"] == warm["days"]  # the pool fills up
+    assert prec["met"] and prec["replications"] <= prec["replications_run"]
+    assert prec["replications_run"] - 4 < prec["replications"]
+    saved = Results.load(out)
+    fixed = sim.run(scenario.model_copy(update={"warmup_days": warm["days"]}),
+                    replications=prec["replications"], seed=3, jobs=1)
+    assert (saved.pool_values == fixed.pool_values).all()
+    values = fixed.metric("ward", "mean_occupancy")
+    assert first_precise_count([values], 0.01) == prec["replications"]
