@@ -33,3 +33,11 @@ def two_stage(capacities: tuple[int | None, int | None] = (None, None),
             {"stage": "rehab", "pool": "rehab", "los": {"dist": "lognormal", "mean": 8.0, "cv": 1.2}},
         ]}},
     })
+
+
+def erlang_b(c: int, a: float) -> float:
+    """Erlang B blocking probability of c servers with offered load a (stable recursion)."""
+    b = 1.0
+    for k in range(1, c + 1):
+        b = a * b / (k + a * b)
+    return b

@@ -12,18 +12,11 @@ import yaml
 
 from sim import batch
 from sim.scenario import ScenarioError
+from tests.helpers import erlang_b
 
 PER_YEAR, MEAN_LOS = 2190.0, 4.0  # offered load A = 2190 / 365 * 4 = 24 beds
 LIMIT = 0.035  # Erlang B: B(30, 24) = 0.0401 > 0.035 >= B(31, 24) = 0.0301
 BASE_CAPACITY = 40
-
-
-def erlang_b(c: int, a: float) -> float:
-    """Blocking probability of an M/G/c/c loss system with offered load a (recursive form)."""
-    b = 1.0
-    for k in range(1, c + 1):
-        b = a * b / (k + a * b)
-    return b
 
 
 def smallest_capacity(a: float, limit: float) -> int:

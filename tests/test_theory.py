@@ -18,7 +18,7 @@ import pytest
 from scipy import integrate, optimize, special, stats
 
 import sim
-from tests.helpers import single_pool, two_stage
+from tests.helpers import erlang_b, single_pool, two_stage
 
 ALPHA = 1e-4  # per check, two-sided; about 25 checks per run of this file
 
@@ -47,14 +47,6 @@ def check_mean(samples: np.ndarray, expected: float, max_rel_se: float, label: s
 
 
 # --------------------------------------------------------------------------- exact theory
-
-
-def erlang_b(c: int, a: float) -> float:
-    """Erlang B blocking probability of c servers with offered load a (stable recursion)."""
-    b = 1.0
-    for k in range(1, c + 1):
-        b = a * b / (k + a * b)
-    return b
 
 
 def erlang_c(c: int, a: float) -> float:
