@@ -112,23 +112,131 @@ def _dominating(c: CohortNet, horizon: float, seed: int, rep: int):
     return day, multiple, c.per_year / 365.0 * multiple
 
 
-def candidate_arrivals(c: CohortNet, horizon: float, seed: int, rep: int) -> CohortDraws:
-    """Candidates of the dominating Poisson process on [0, horizon) with acceptance data."""
+@njit(cache=True)
+def _chunk_times(gaps, rate, offset, add_offset, horizon):
+    """``cumsum(gaps) / rate (+ offset)`` up to and excluding the first time >= horizon.
+
+    Returns the times below the horizon (all of them if none reaches it, so the caller draws
+    another chunk) and whether the horizon was reached. Sequential sums and the same division
+    as ``np.cumsum(gaps) / rate + offset``, so the times are identical.
+    """
+    n = gaps.shape[0]
+    out = np.empty(n)
+    s = 0.0
+    for i in range(n):
+        s += gaps[i]
+        t = s / rate
+        if add_offset:
+            t = t + offset
+        if t >= horizon:
+            return out[:i], True
+        out[i] = t
+    return out, False
+
+
+def _candidate_times(c: CohortNet, horizon: float, seed: int, rep: int):
+    """Day factors, multiple and the candidate times on [0, horizon) (non-decreasing)."""
     day, multiple, rate = _dominating(c, horizon, seed, rep)
     rng = stream(seed, rep, c.key, "arrivals")
     expected = rate * horizon
     chunk = int(expected + 6.0 * np.sqrt(expected) + 16)
-    times = np.cumsum(rng.standard_exponential(chunk)) / rate
-    while times[-1] < horizon:
-        more = np.cumsum(rng.standard_exponential(chunk)) / rate + times[-1]
-        times = np.concatenate([times, more])
-    times = times[: np.searchsorted(times, horizon, side="left")]  # times are non-decreasing
+    if not (rate > 0.0 and np.isfinite(rate)):  # degenerate rate: the plain numpy arithmetic
+        times = np.cumsum(rng.standard_exponential(chunk)) / rate
+        while times[-1] < horizon:
+            more = np.cumsum(rng.standard_exponential(chunk)) / rate + times[-1]
+            times = np.concatenate([times, more])
+        return day, multiple, times[: np.searchsorted(times, horizon, side="left")]
+    times, done = _chunk_times(rng.standard_exponential(chunk), rate, 0.0, False, horizon)
+    pieces = [times]
+    while not done:  # the last chunk ended below the horizon: times[-1] is its last time
+        times, done = _chunk_times(rng.standard_exponential(chunk), rate, times[-1], True,
+                                   horizon)
+        pieces.append(times)
+    return day, multiple, (pieces[0] if len(pieces) == 1 else np.concatenate(pieces))
+
+
+def candidate_arrivals(c: CohortNet, horizon: float, seed: int, rep: int) -> CohortDraws:
+    """Candidates of the dominating Poisson process on [0, horizon) with acceptance data."""
+    day, multiple, times = _candidate_times(c, horizon, seed, rep)
     accept = stream(seed, rep, c.key, "accept").random(len(times))
     use_hourly = not bool(np.all(c.hourly == 1.0))
     use_growth = c.growth != 0.0
     growth = _growth(c, times) if use_growth else times[:0]
     intensity = _intensity(times, day, c.hourly, use_hourly, growth, use_growth, multiple)
     return CohortDraws(time=times, accept=accept, intensity=intensity)
+
+
+#: Relative margin of the fast growth factor in ``_accept_growth``: its error is below 1e-12, so
+#: a uniform farther than this from the approximate intensity is decided exactly as by ``pow``.
+_GROWTH_MARGIN = 1e-9
+
+
+@njit(cache=True)
+def _accept_growth(times, accept, day, hourly, use_hourly, growth_day, rate_day, margin):
+    """Thinning with growth without a ``pow`` per candidate.
+
+    The intensity's growth factor ``base ** ((t + offset) / 365.25)`` is approximated by
+    ``growth_day[d] * exp(rate_day * (t - d))`` for day ``d = int(t)``, the exponential by its
+    Taylor polynomial of degree 4 (``growth_day`` already divided by the multiple). Relative
+    error < 1e-12 while the intensity is within [1e-300, 1e300]; a candidate whose uniform lies
+    within ``margin`` (relative) of the approximate intensity, or whose intensity is outside that
+    range, is left undecided (status 2) for the caller to decide with the exact ``pow``.
+    Returns the indices accepted for sure, the status of every candidate (1 accept, 0 reject,
+    2 undecided) and the number undecided. Branch-free: acceptance is often near a coin flip.
+    """
+    n = times.shape[0]
+    out = np.empty(n, np.int64)
+    status = np.empty(n, np.int8)
+    lo = 1.0 - margin
+    hi = 1.0 + margin
+    k = 0
+    undecided = 0
+    for i in range(n):
+        t = times[i]
+        d = np.int64(t)
+        x = day[d]
+        if use_hourly:
+            x = x * hourly[np.int64((t - d) * 24.0)]
+        zero = x == 0.0  # the exact intensity is 0 too: rejected
+        y = (t - d) * rate_day
+        x = x * growth_day[d] * (1.0 + y * (1.0 + y * (0.5 + y * (1.0 / 6.0 + y * (1.0 / 24.0)))))
+        a = accept[i]
+        valid = (x > 1e-300) & (x < 1e300)
+        yes = valid & (a < x * lo)
+        no = zero | (valid & (a >= x * hi))
+        s = np.int8(yes) + np.int8(2) * np.int8(not (yes | no))
+        status[i] = s
+        undecided += s == 2
+        out[k] = i
+        k += yes
+    return out[:k], status, undecided
+
+
+def _thin(c: CohortNet, times: np.ndarray, accept: np.ndarray, day: np.ndarray,
+          multiple: float) -> np.ndarray:
+    """Indices of accepted candidates: ``flatnonzero(accept < intensity)``, intensity as in
+    :func:`candidate_arrivals` (growth factors by ``pow`` wherever the decision needs them)."""
+    use_hourly = not bool(np.all(c.hourly == 1.0))
+    base = 1.0 + c.growth
+    rate_day = float(np.log(base)) / 365.25 if base > 0.0 and np.isfinite(base) else np.inf
+    # degree-4 Taylor remainder over a day (|y| <= |rate_day|) well inside the margin
+    if c.growth == 0.0 or not abs(rate_day) ** 5 / 120.0 * 2.0 < 1e-13:
+        use_growth = c.growth != 0.0
+        growth = _growth(c, times) if use_growth else times[:0]
+        return _accepted(accept, _intensity(times, day, c.hourly, use_hourly, growth,
+                                            use_growth, multiple))
+    days = np.arange(len(day), dtype=np.float64)
+    with np.errstate(over="ignore", under="ignore"):
+        growth_day = np.exp((days + c.growth_offset_days) * rate_day) / multiple
+    cand, status, undecided = _accept_growth(times, accept, day, c.hourly, use_hourly,
+                                             growth_day, rate_day, _GROWTH_MARGIN)
+    if undecided:
+        idx = np.flatnonzero(status == 2)
+        t = times[idx]
+        intensity = _intensity(t, day, c.hourly, use_hourly, _growth(c, t), True, multiple)
+        status[idx] = accept[idx] < intensity
+        cand = np.flatnonzero(status == 1)
+    return cand
 
 
 @njit(cache=True)
@@ -210,9 +318,10 @@ def _stage_arrays(c: CohortNet):
 
 def cohort_patients(c: CohortNet, horizon: float, seed: int, rep: int) -> CohortPatients:
     """One cohort's accepted patients with their pools, stays, stages and exits."""
-    draws = candidate_arrivals(c, horizon, seed, rep)
-    n_cand = len(draws.time)
-    cand = _accepted(draws.accept, draws.intensity)
+    day, multiple, times = _candidate_times(c, horizon, seed, rep)
+    n_cand = len(times)
+    accept = stream(seed, rep, c.key, "accept").random(n_cand)
+    cand = _thin(c, times, accept, day, multiple)
     everyone = len(cand) == n_cand
     marks = stream(seed, rep, c.key, "marks").random(n_cand)
     n_steps = len(c.stages)
@@ -228,7 +337,7 @@ def cohort_patients(c: CohortNet, horizon: float, seed: int, rep: int) -> Cohort
             if sel.size:
                 v_los[sel] = st.los.ppf(v_u[sel])
     return CohortPatients(
-        arrival=draws.time if everyone else draws.time[cand],
+        arrival=times if everyone else times[cand],
         candidate=cand,
         mark=marks if everyone else marks[cand],
         exit=exits,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import importlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -18,10 +19,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numba import njit
 from numpy.typing import ArrayLike, NDArray
-from scipy import optimize, special
 
 FloatArray = NDArray[np.float64]
+
+
+class _LazyModule:
+    """A module imported on first attribute access (``scipy.special`` takes ~0.25 s to import
+    and only lognormal, gamma and Weibull stays need it)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        module = importlib.import_module(self._name)
+        globals()["special"] = module  # later lookups go straight to the module
+        return getattr(module, attr)
+
+
+special: Any = _LazyModule("scipy.special")
 
 __all__ = [
     "DIST_NAMES",
@@ -409,6 +426,8 @@ def weibull_shape_for_cv(cv: float) -> float:
     if f(_WEIBULL_K_LO) < 0.0 or f(_WEIBULL_K_HI) > 0.0:
         lo = math.sqrt(math.expm1(_weibull_log_cv2p1(_WEIBULL_K_HI)))
         raise ValueError(f"weibull cv must be between {lo:.2g} and 1e10, got {cv!r}")
+    from scipy import optimize  # late import: scipy.optimize takes ~0.3 s to import
+
     return float(optimize.brentq(f, _WEIBULL_K_LO, _WEIBULL_K_HI, xtol=1e-15, rtol=1e-15))
 
 
@@ -506,6 +525,61 @@ class Fixed(LosDistribution):
         return f"fixed(mean={self._mean:.4g})"
 
 
+@njit(cache=True)
+def _mixture_slices(u, inner, cum, w_safe, negate):
+    """Component of each uniform (``searchsorted(inner, u, 'right')``) and the uniform rescaled
+    within its slice, ``clip((u - cum[j]) / w_safe[j], 0, 1-)``; negated if ``negate``."""
+    n = u.shape[0]
+    m = inner.shape[0]
+    v = np.empty(n)
+    comp = np.empty(n, np.int64)
+    for i in range(n):
+        x = u[i]
+        j = 0
+        if x != x:  # NaN sorts after every boundary, as in np.searchsorted
+            j = m
+        else:
+            while j < m and inner[j] <= x:
+                j += 1
+        y = (x - cum[j]) / w_safe[j]
+        if y < 0.0:
+            y = 0.0
+        elif y > _BELOW_ONE:
+            y = _BELOW_ONE
+        v[i] = -y if negate else y
+        comp[i] = j
+    return v, comp
+
+
+@njit(cache=True)
+def _scale_floor(x, comp, factor, floor):
+    """In place: ``maximum(x * factor[comp], floor)`` (NaN stays NaN, as np.maximum)."""
+    for i in range(x.shape[0]):
+        y = x[i] * factor[comp[i]]
+        if y < floor:
+            y = floor
+        x[i] = y
+    return x
+
+
+@njit(cache=True)
+def _group(comp, k):
+    """Stable counting sort by component: ``order`` (indices grouped) and group ``starts``."""
+    n = comp.shape[0]
+    starts = np.zeros(k + 1, np.int64)
+    for i in range(n):
+        starts[comp[i] + 1] += 1
+    for j in range(k):
+        starts[j + 1] += starts[j]
+    pos = starts[:-1].copy()
+    order = np.empty(n, np.int64)
+    for i in range(n):
+        j = comp[i]
+        order[pos[j]] = i
+        pos[j] += 1
+    return order, starts
+
+
 class Mixture(LosDistribution):
     """Finite mixture sampled with ONE uniform per stay.
 
@@ -540,18 +614,27 @@ class Mixture(LosDistribution):
         self._w_safe = np.where(w > 0.0, w, 1.0)
 
     def _ppf(self, ua: FloatArray) -> FloatArray:
-        flat = ua.ravel()
-        j = np.searchsorted(self._inner, flat, side="right")
-        v = flat - self._cum[j]
-        v /= self._w_safe[j]
-        np.clip(v, 0.0, _BELOW_ONE, out=v)
-        if len(self.components) == 1:
-            return self.components[0]._ppf(v).reshape(ua.shape)
+        # Compiled slice / rescale / group passes; each component's own ppf (numpy ufuncs) on
+        # its uniforms, so every stay is the same double as slicing with masks would give.
+        flat = np.ascontiguousarray(ua.ravel())
+        comps = self.components
+        if len(comps) == 1:
+            v, _ = _mixture_slices(flat, self._inner, self._cum, self._w_safe, False)
+            return comps[0]._ppf(v).reshape(ua.shape)
+        if all(type(c) is Exponential for c in comps):
+            # Exponential._ppf fused: -v, log1p (one ufunc call for all), * -mean, floor
+            x, j = _mixture_slices(flat, self._inner, self._cum, self._w_safe, True)
+            np.log1p(x, out=x)
+            neg_means = np.array([-c._mean for c in comps])  # type: ignore[attr-defined]
+            return _scale_floor(x, j, neg_means, _TINY).reshape(ua.shape)
+        v, j = _mixture_slices(flat, self._inner, self._cum, self._w_safe, False)
+        order, starts = _group(j, len(comps))
+        vg = v[order]
         out = np.empty_like(v)
-        for i, comp in enumerate(self.components):
-            sel = j == i
-            if sel.any():
-                out[sel] = comp._ppf(v[sel])
+        for i, comp in enumerate(comps):
+            lo, hi = starts[i], starts[i + 1]
+            if hi > lo:
+                out[order[lo:hi]] = comp._ppf(vg[lo:hi])
         return out.reshape(ua.shape)
 
     def _combine(self, values: list[FloatArray], coef: FloatArray) -> FloatArray:
