@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import optimize
+from numba import njit
 
 from sim.scenario import EXITS as EXIT_NAMES
 from sim.scenario import Intervention, Problem, Scenario, Stage
@@ -140,6 +140,8 @@ def _max_los_for_mean(parts: list[tuple[float, LosDistribution]], target: float)
         lo /= 10.0
         if lo < 1e-12:
             return None
+    from scipy import optimize  # late import: only scenarios with interventions resolve them
+
     return float(optimize.brentq(lambda m: mean_below(m) - target, lo, hi, xtol=1e-10, rtol=1e-12))
 
 
@@ -472,52 +474,206 @@ def _stage_los(table: PatientTable, vp: np.ndarray, stage: int) -> tuple[np.ndar
     return los, where
 
 
-def stay_marks(network: Network, table: PatientTable, seed: int, replication: int) -> np.ndarray:
+@njit(cache=True)
+def _group_by(keys, k):
+    """Stable counting sort of indices by small non-negative int keys (< k): indices grouped by
+    key, ascending within a group (``flatnonzero(keys == g)`` is ``order[start[g]:start[g+1]]``),
+    the group starts and each index's rank within its group."""
+    n = keys.shape[0]
+    start = np.zeros(k + 1, np.int64)
+    for i in range(n):
+        start[keys[i] + 1] += 1
+    for g in range(k):
+        start[g + 1] += start[g]
+    pos = start[:-1].copy()
+    order = np.empty(n, np.int64)
+    rank = np.empty(n, np.int64)
+    for i in range(n):
+        g = keys[i]
+        order[pos[g]] = i
+        rank[i] = pos[g] - start[g]
+        pos[g] += 1
+    return order, start, rank
+
+
+@njit(cache=True)
+def _clear_visits(keep_visit, visit_start, patients):
+    """``keep_visit[isin(visit_patient, patients)] = False`` through the CSR visit ranges."""
+    for p in patients:
+        for v in range(visit_start[p], visit_start[p + 1]):
+            keep_visit[v] = False
+
+
+@njit(cache=True)
+def _visit_order(pat, key, n_patients):
+    """``np.lexsort((key, pat))`` for patients in [0, n_patients): stable counting sort by
+    patient, then a stable insertion sort by key within each patient's (few) visits; also the
+    visit count of every patient."""
+    m = pat.shape[0]
+    counts = np.zeros(n_patients, np.int64)
+    for i in range(m):
+        counts[pat[i]] += 1
+    pos = np.zeros(n_patients + 1, np.int64)
+    for p in range(n_patients):
+        pos[p + 1] = pos[p] + counts[p]
+    nxt = pos[:-1].copy()
+    order = np.empty(m, np.int64)
+    for i in range(m):
+        p = pat[i]
+        order[nxt[p]] = i
+        nxt[p] += 1
+    for p in range(n_patients):
+        lo = pos[p]
+        for j in range(lo + 1, pos[p + 1]):
+            o = order[j]
+            kj = key[o]
+            q = j - 1
+            while q >= lo and key[order[q]] > kj:
+                order[q + 1] = order[q]
+                q -= 1
+            order[q + 1] = o
+    return order, counts
+
+
+@njit(cache=True)
+def _lane_picks(who, mark, lane_start, level, full_share, lane, los, shorten, min_los,
+                days_saved, use_days_saved, max_los):
+    """Patients ``who[i]`` a lever picks: mark ``u = mark - lane_start`` in
+    ``[0, min(full_share * level, lane))`` and a stay at the stage that is eligible (shorten:
+    ``>= min_los`` and ``> days_saved`` if given; else ``<= max_los``). The same comparisons as
+    the numpy masks (``u < min(a, b)`` as ``u < a and u < b``, false for NaN)."""
+    n = who.shape[0]
+    out = np.empty(n, np.int64)
+    k = 0
+    for i in range(n):
+        p = who[i]
+        u = mark[p] - lane_start
+        x = los[i]
+        ok = (u >= 0.0) & (u < full_share * level[i]) & (u < lane) & (x == x)
+        if shorten:
+            ok = ok & (x >= min_los)
+            if use_days_saved:
+                ok = ok & (x > days_saved)
+        else:
+            ok = ok & (x <= max_los)
+        out[k] = p
+        k += ok
+    return out[:k]
+
+
+class _TableIndex:
+    """Patients grouped by cohort and visits by stage, built once per table for the levers
+    (every lookup gives the same indices as a full-table mask and ``flatnonzero``)."""
+
+    def __init__(self, network: Network, table: PatientTable) -> None:
+        self.table = table
+        self.vp = table.visit_patient()
+        n_cohorts = len(network.cohorts)
+        cohort = table.cohort
+        self.cohort_ok = bool(cohort.size == 0 or (cohort.min() >= 0 and cohort.max() < n_cohorts))
+        if self.cohort_ok:
+            self.by_cohort, self.cohort_start, self.rank = _group_by(cohort, n_cohorts)
+        stage = table.visit_stage
+        self.n_stages = int(stage.max()) + 1 if stage.size else 0
+        self.stage_ok = bool(stage.size == 0 or stage.min() >= 0)
+        if self.stage_ok:
+            self.by_stage, self.stage_start, _ = _group_by(stage, self.n_stages)
+        self._levels: dict[tuple, np.ndarray] = {}
+        self._stage: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def patients(self, c: int) -> np.ndarray:
+        """``flatnonzero(table.cohort == c)``."""
+        if not self.cohort_ok or not 0 <= c < len(self.cohort_start) - 1:
+            return np.flatnonzero(self.table.cohort == c)
+        return self.by_cohort[self.cohort_start[c]:self.cohort_start[c + 1]]
+
+    def positions(self, c: int, p: np.ndarray) -> np.ndarray:
+        """Positions in ``patients(c)`` of patients p of cohort c."""
+        if not self.cohort_ok or not 0 <= c < len(self.cohort_start) - 1:
+            return np.searchsorted(self.patients(c), p)
+        return self.rank[p]
+
+    def hits(self, stage: int) -> np.ndarray:
+        """``flatnonzero(table.visit_stage == stage)``."""
+        if not self.stage_ok:
+            return np.flatnonzero(self.table.visit_stage == stage)
+        if not 0 <= stage < self.n_stages:
+            return np.zeros(0, np.int64)
+        return self.by_stage[self.stage_start[stage]:self.stage_start[stage + 1]]
+
+    def stage_los(self, stage: int, c: int) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`_stage_los` restricted to ``patients(c)`` (same order)."""
+        key = (stage, c)
+        if key not in self._stage:
+            n = len(self.patients(c))
+            los = np.full(n, np.nan)
+            where = np.full(n, -1, dtype=np.int64)
+            hit = self.hits(stage)
+            owner = self.vp[hit]
+            mine = self.table.cohort[owner] == c
+            if not mine.all():
+                hit, owner = hit[mine], owner[mine]
+            at = self.positions(c, owner)
+            los[at] = self.table.visit_los[hit]
+            where[at] = hit
+            self._stage[key] = (los, where)
+        return self._stage[key]
+
+    def level(self, ci: CompiledIntervention, c: int) -> np.ndarray:
+        """``ci.level(arrival)`` of ``patients(c)`` (shared by levers with the same phasing)."""
+        key = (c, ci.start_day, ci.level_t.tobytes(), ci.level_v.tobytes())
+        if key not in self._levels:
+            self._levels[key] = ci.level(self.table.arrival[self.patients(c)])
+        return self._levels[key]
+
+
+def stay_marks(network: Network, table: PatientTable, seed: int, replication: int,
+               index: _TableIndex | None = None) -> np.ndarray:
     """Per patient: the uniform that stay levers (shorten) select by, independent of ``mark``.
 
     Drawn per candidate from a stream keyed by the cohort (common across scenarios).
     """
     from sim.network import stable_hash
 
+    index = _TableIndex(network, table) if index is None else index
     out = np.empty(table.n_patients)
     for c in network.cohorts:
-        idx = np.flatnonzero(table.cohort == c.index)
+        idx = index.patients(c.index)
         if idx.size:
             out[idx] = _uniforms(seed, replication, stable_hash(c.name + "/stay"), "marks",
                                  table.candidate[idx], 1)[:, 0]
     return out
 
 
-def selected(network: Network, table: PatientTable, seed: int, replication: int
-             ) -> dict[str, np.ndarray]:
+def selected(network: Network, table: PatientTable, seed: int, replication: int,
+             index: _TableIndex | None = None) -> dict[str, np.ndarray]:
     """Per patient-level intervention: indices of the patients it selects in this table.
 
     Admission levers (avoid, divert) take disjoint lanes of ``mark``; stay levers (shorten)
     take disjoint lanes of the independent stay mark. A patient picked by both is avoided or
     diverted (see :func:`apply`); the selected sets themselves never depend on other levers.
+    Each lever is evaluated on its cohorts' patients only (the same elementwise arithmetic as
+    on the whole table, so the same picks).
     """
-    vp = table.visit_patient()
     out: dict[str, np.ndarray] = {}
     ivs = getattr(network, "interventions", ())
-    stay = (stay_marks(network, table, seed, replication)
+    if not ivs:
+        return out
+    index = _TableIndex(network, table) if index is None else index
+    stay = (stay_marks(network, table, seed, replication, index)
             if any(ci.kind == "shorten" for ci in ivs) else None)
     for ci in ivs:
         picks = []
         for k, c in enumerate(ci.cohorts):
-            los, _ = _stage_los(table, vp, int(ci.stage[k]))
+            who = index.patients(int(c))
+            los, _ = index.stage_los(int(ci.stage[k]), int(c))
             mark = stay if ci.kind == "shorten" else table.mark
             assert mark is not None
-            u = mark - ci.lane_start[k]
-            ok = (table.cohort == c) & (u >= 0.0) & (u < ci.share(table.arrival))
-            ok &= ~np.isnan(los)
-            with np.errstate(invalid="ignore"):
-                if ci.kind == "shorten":
-                    ok &= los >= ci.min_los
-                    if ci.days_saved:
-                        ok &= los > ci.days_saved
-                else:
-                    ok &= los <= ci.max_los
-            picks.append(np.flatnonzero(ok))
+            picks.append(_lane_picks(who, mark, float(ci.lane_start[k]),
+                                     index.level(ci, int(c)), ci.fraction * ci.scale,
+                                     float(ci.lane), los, ci.kind == "shorten",
+                                     float(ci.min_los), float(ci.days_saved),
+                                     bool(ci.days_saved), float(ci.max_los)))
         out[ci.name] = np.sort(np.concatenate(picks)) if picks else np.zeros(0, np.int64)
     return out
 
@@ -566,13 +722,14 @@ def apply(network: Network, table: PatientTable, seed: int, replication: int) ->
     ivs = getattr(network, "interventions", ())
     if not ivs:
         return table
-    picks = selected(network, table, seed, replication)
+    index = _TableIndex(network, table)
+    picks = selected(network, table, seed, replication, index)
     taken = np.zeros(table.n_patients, dtype=bool)
     for ci in ivs:
         if ci.kind != "shorten":
             taken[picks[ci.name]] = True
     n, m = table.n_patients, table.n_visits
-    vp = table.visit_patient()
+    vp = index.vp
     pos = np.arange(m) - table.visit_start[vp]
     keep_patient = np.ones(n, dtype=bool)
     keep_visit = np.ones(m, dtype=bool)
@@ -593,7 +750,7 @@ def apply(network: Network, table: PatientTable, seed: int, replication: int) ->
                 continue
             cand = table.candidate[p]
             if ci.kind == "divert":
-                keep_visit[np.isin(vp, p)] = False
+                _clear_visits(keep_visit, table.visit_start, p)
                 width = len(ci.stages)
                 pool, los, stage, ex = _walk(
                     ci, _uniforms(seed, replication, ci.keys[k], "routing", cand, 2 * width),
@@ -611,8 +768,8 @@ def apply(network: Network, table: PatientTable, seed: int, replication: int) ->
                 if p.size == 0:
                     continue
                 cand = table.candidate[p]
-                _, where = _stage_los(table, vp, int(ci.stage[k]))
-                v = where[p]
+                _, where = index.stage_los(int(ci.stage[k]), int(c))
+                v = where[index.positions(int(c), p)]
                 old = visit_los[v]
                 new = old - ci.days_saved if ci.days_saved else old * ci.keep_fraction
                 visit_los[v] = new
@@ -640,9 +797,8 @@ def apply(network: Network, table: PatientTable, seed: int, replication: int) ->
     pat, order_key, pool, los, stage = (pat[alive], order_key[alive], pool[alive], los[alive],
                                         stage[alive])
     pat = new_index[pat]
-    o = np.lexsort((order_key, pat))
     n_new = int(keep_patient.sum())
-    counts = np.bincount(pat, minlength=n_new)
+    o, counts = _visit_order(pat, order_key, n_new)  # np.lexsort((order_key, pat))
     visit_start = np.zeros(n_new + 1, dtype=np.int64)
     np.cumsum(counts, out=visit_start[1:])
     return PatientTable(
