@@ -10,7 +10,7 @@ import numbers
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from sim import demand, uncertainty
+from sim import demand
 from sim.engines import run_engine
 from sim.executors import Task, default_jobs, make_executor
 from sim.metrics import ReplicationMetrics, replication_metrics
@@ -41,6 +41,8 @@ def _network_for(scenario: Scenario, network: Network, seed: int, replication: i
     """The scenario's network, or one with this replication's draw of uncertain parameters."""
     if not scenario.uncertain_parameters:
         return network
+    from sim import uncertainty  # late import: only scenarios with uncertain parameters
+
     return compile_network(uncertainty.sample(scenario, seed, replication))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -9,14 +10,24 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from scipy import stats
 
 from sim.metrics import POOL_METRICS, STAY_THRESHOLDS, ReplicationMetrics, risk_rule, stp_rule
 from sim.scenario import Scenario
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@functools.lru_cache(maxsize=64)
+def _t_quantile(p: float, df: int) -> np.float64:
+    """Student t quantile: ``scipy.stats.t.ppf(p, df)`` is this ufunc (times 1, plus 0); called
+    directly, as ``scipy.stats`` takes about a second to import, and cached per (p, df)."""
+    from scipy import special
+
+    return np.float64(special.stdtrit(df, p))
 
 
 def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
@@ -26,7 +37,7 @@ def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, floa
     mean = float(values.mean())
     if n < 2:
         return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * values.std(ddof=1) / math.sqrt(n))
+    half = float(_t_quantile(0.5 + level / 2, n - 1) * values.std(ddof=1) / math.sqrt(n))
     return mean, mean - half, mean + half
 
 
@@ -102,6 +113,8 @@ class Results:
 
     def replications_frame(self) -> pd.DataFrame:
         """Long table: replication, pool, metric, value."""
+        import pandas as pd  # late import: pandas only for tables
+
         r, p, m = np.meshgrid(np.arange(self.replications), self.pool_names, POOL_METRICS,
                               indexing="ij")
         return pd.DataFrame({"replication": r.ravel(), "pool": p.ravel(), "metric": m.ravel(),
@@ -109,6 +122,8 @@ class Results:
 
     def summary(self) -> pd.DataFrame:
         """Tidy table, one row per pool x metric: mean and 95% CI across replications."""
+        import pandas as pd  # late import: pandas only for tables
+
         rows = []
         for k, pool in enumerate(self.pool_names):
             for j, name in enumerate(POOL_METRICS):
@@ -118,6 +133,8 @@ class Results:
 
     def census(self) -> pd.DataFrame:
         """Daily midnight census per pool per replication (long format, with calendar date)."""
+        import pandas as pd  # late import: pandas only for tables
+
         n_rep, n_pool, n_days = self.census_days.shape
         first = int(math.ceil(self.scenario.warmup_days))
         days = np.arange(first, first + n_days)
@@ -234,6 +251,8 @@ class Comparison:
 
     def differences(self) -> pd.DataFrame:
         """Per pool x metric, each scenario minus the first, paired by replication, with 95% CI."""
+        import pandas as pd  # late import: pandas only for tables
+
         base = self.runs[0]
         labels = self.labels
         rows = []
