@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Hashable, Iterable, Iterator, Sequence
@@ -62,8 +63,26 @@ def _watch_parent(parent: int) -> None:
         time.sleep(1.0)
 
 
+def _keep_freed_memory() -> None:
+    """glibc malloc in a worker: keep freed arrays for the next replication's (no trimming, heap
+    instead of mmap up to 32 MiB), so a replication's arrays are not page-faulted afresh every
+    time (about 12 ms of system time a replication on the Derbyshire baseline). No-op elsewhere.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD (also stops its dynamic adjustment)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def _worker_init(parent: int) -> None:
     """Workers leave Ctrl-C to the main process, and exit if it dies (e.g. by SIGKILL)."""
+    _keep_freed_memory()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 
