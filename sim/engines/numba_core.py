@@ -93,7 +93,7 @@ def _choose(w, kk, occ, cap, q_head, policy, overflow_to, flags):
     return _ADMITTED, kk
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _departure(t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open, hold_close,
                first_weekday):
     """When visit ``w``, given a bed in pool ``k`` at ``t``, frees it (before any transfer wait)."""
@@ -190,6 +190,8 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
     ia = 0
     ic = 0
     n_cc = cc_time.shape[0]
+    moved_any = False  # until a cut moves or outlies someone, every bed is in its used_pool
+    any_hold = hold_u.shape[0] > 0
     while True:
         ta = arrival[ia] if ia < n else np.inf
         tc = cc_time[ic] if ic < n_cc else np.inf
@@ -207,6 +209,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
             cap[k] = cc_capacity[ic]
             ic += 1
             if reduction[k] != _DRAIN and occ[k] > cap[k]:
+                moved_any = True
                 _reduce(k, t, occ, cap, reduction, move_to, ht, hv, hsize, used_pool, flags,
                         moved_at, cnt, log_time, log_pool, log_delta)
         elif th <= ta:
@@ -228,9 +231,11 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                 occ[k] += 1
                 admit[w] = t
                 _log(cnt, log_time, log_pool, log_delta, t, k, 1)
-                hsize = _heap_push(ht, hv, hsize, _departure(
-                    t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open, hold_close,
-                    first_weekday), w)
+                dep = t + visit_los[w]
+                if any_hold:
+                    dep = _departure(t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
+                                     hold_close, first_weekday)
+                hsize = _heap_push(ht, hv, hsize, dep, w)
             elif outcome == _QUEUED:
                 if q_tail[k] >= 0:
                     q_next[q_tail[k]] = w
@@ -238,7 +243,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                     q_head[k] = w
                 q_tail[k] = w
         if held >= 0 and outcome != _QUEUED:
-            k = _bed_pool(held, used_pool, flags, move_to)
+            k = _bed_pool(held, used_pool, flags, move_to) if moved_any else used_pool[held]
             leave[held] = t
             if k >= 0:
                 occ[k] -= 1
@@ -257,11 +262,14 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                 occ[k] += 1
                 admit[w] = t
                 _log(cnt, log_time, log_pool, log_delta, t, k, 1)
-                hsize = _heap_push(ht, hv, hsize, _departure(
-                    t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open, hold_close,
-                    first_weekday), w)
+                dep = t + visit_los[w]
+                if any_hold:
+                    dep = _departure(t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
+                                     hold_close, first_weekday)
+                hsize = _heap_push(ht, hv, hsize, dep, w)
                 if not first_of[w]:
-                    kp = _bed_pool(w - 1, used_pool, flags, move_to)
+                    kp = (_bed_pool(w - 1, used_pool, flags, move_to) if moved_any
+                          else used_pool[w - 1])
                     leave[w - 1] = t
                     if kp >= 0:
                         occ[kp] -= 1
