@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from sim.los import LosDistribution
 from sim.streams import stream
@@ -89,6 +88,8 @@ def expected_bed_days(cohort, pool: int) -> float:
 
 
 def _read_inpatients(path: Path, start, cohorts, pool: int, where: str):
+    import pandas as pd  # only for inpatient files: keeps pandas off `import sim`
+
     from sim.scenario import Problem, ScenarioError
 
     try:
