@@ -378,7 +378,8 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
 
     try:
         outputs = run_spec(args.experiment, out=args.out, replications=args.replications,
-                           jobs=args.jobs, methods=args.methods, progress=not args.quiet)
+                           jobs=args.jobs, methods=args.methods, progress=not args.quiet,
+                           sobol_n=args.sobol_n)
     except ScenarioError as exc:
         error(f"{args.experiment} is not a valid sensitivity experiment:")
         for problem in exc.problems:
@@ -600,6 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", "-j", type=int, default=1, help="worker processes over sample points")
     p.add_argument("--methods", default=None,
                    help="comma-separated subset of oat,sobol,morris (default: the file's methods)")
+    p.add_argument("--sobol-n", type=int, default=None, metavar="N",
+                   help="Sobol base sample size, a power of two (default: the file's sobol.n)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
     p.set_defaults(func=cmd_sensitivity)
 

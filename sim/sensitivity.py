@@ -564,8 +564,12 @@ METHODS = ("oat", "sobol", "morris")
 
 
 def run_spec(path: str | Path, out: str | Path | None = None, replications: int | None = None,
-             jobs: int = 1, methods: str | None = None, progress: bool = False) -> dict[str, Any]:
-    """Run a sensitivity experiment file; write CSV tables, PNG charts and a manifest to ``out``."""
+             jobs: int = 1, methods: str | None = None, progress: bool = False,
+             sobol_n: int | None = None) -> dict[str, Any]:
+    """Run a sensitivity experiment file; write CSV tables, PNG charts and a manifest to ``out``.
+
+    ``replications`` and ``sobol_n`` override the file's replications per point and Sobol base
+    sample size (a quick file, a converged run)."""
     import json
     import sys
     import time
@@ -579,6 +583,8 @@ def run_spec(path: str | Path, out: str | Path | None = None, replications: int 
             raise ScenarioError([Problem("--replications", "must be at least 1", replications)])
         model.replications = replications
     model.jobs = max(1, jobs)
+    if sobol_n is not None and (sobol_n < 2 or sobol_n & (sobol_n - 1)):
+        raise ScenarioError([Problem("--sobol-n", "must be a power of two >= 2", sobol_n)])
     if methods is None:
         chosen = [m for m in METHODS if getattr(spec.methods, m) is not None]
     else:
@@ -600,7 +606,7 @@ def run_spec(path: str | Path, out: str | Path | None = None, replications: int 
             figures["tornado"] = plots.tornado(tables["oat"], label, title=f"{spec.name}: tornado")
         elif method == "sobol":
             cfg = spec.methods.sobol or _SobolSpec()
-            tables["sobol"] = sobol(model, params, n=cfg.n, seed=spec.seed)
+            tables["sobol"] = sobol(model, params, n=sobol_n or cfg.n, seed=spec.seed)
             figures["sobol"] = plots.sobol_chart(tables["sobol"], f"{spec.name}: Sobol ({label})")
         else:
             mcfg = spec.methods.morris or _MorrisSpec()
@@ -620,7 +626,9 @@ def run_spec(path: str | Path, out: str | Path | None = None, replications: int 
             files.append(f"{name}.png")
         manifest = {"experiment": spec.model_dump(mode="json"), "source": str(Path(path).resolve()),
                     "metric": label, "replications_per_point": model.replications,
-                    "methods": chosen, "bedflow_version": __version__, "timings": timings,
+                    "methods": chosen, "sobol_n": (sobol_n or (spec.methods.sobol or _SobolSpec()).n)
+                    if "sobol" in chosen else None,
+                    "bedflow_version": __version__, "timings": timings,
                     "runs": {k: int(v.attrs.get("runs", 2 * len(params) + 1))
                              for k, v in tables.items()}}
         write_atomic(out / "sensitivity.json", json.dumps(manifest, indent=2, default=str))

@@ -249,3 +249,10 @@ def test_the_example_experiment_file_loads_with_feasible_corners():
     assert len(model.parameters) == 6 and spec.methods.sobol.n == 32
     for corner in itertools.product(*[(p.low, p.high) for p in model.parameters]):
         model.scenario_at(corner)  # raises ScenarioError if the ranges make a lever infeasible
+
+
+def test_sobol_n_override_must_be_a_power_of_two():
+    from sim.cli import main
+
+    exp = Path(__file__).resolve().parents[1] / "experiments/sensitivity_acute_beds.yaml"
+    assert main(["sensitivity", str(exp), "--methods", "sobol", "--sobol-n", "3", "--quiet"]) == 2
