@@ -205,11 +205,13 @@ def _stay_days(s, k, inside, stay):
         s[k, _GE_30] += inside
 
 
+@njit(cache=True)
 def last_visits(visit_start: np.ndarray) -> np.ndarray:
     """Per visit: is it its patient's last (the one that ends in discharge or death)?"""
-    last = np.zeros(int(visit_start[-1]), bool)
-    has = visit_start[1:] > visit_start[:-1]
-    last[visit_start[1:][has] - 1] = True
+    last = np.zeros(visit_start[-1], np.bool_)
+    for p in range(visit_start.shape[0] - 1):
+        if visit_start[p + 1] > visit_start[p]:
+            last[visit_start[p + 1] - 1] = True
     return last
 
 
