@@ -9,7 +9,7 @@ pairing buys), and the five-year phased plan; then writes, under experiments/res
                           the planned capacities' risk (chance of being full, waits, delays),
                           the paired-vs-independent comparison and the phased plan per year
 
-Usage (from the repository root; about 10 minutes on 2 cores with the defaults):
+Usage (from the repository root; about half a minute on 2 cores with the defaults):
 
   .venv/bin/python experiments/stp_appendix5.py [--replications 40] [--phased-replications 10]
                                                 [--seed 1] [--jobs 2] [--out experiments/results]
