@@ -170,6 +170,26 @@ def _iv_phasing(iv: Any) -> str:
     return f"ramp over {iv.ramp_days:g} days" if iv.ramp_days else "full size at start"
 
 
+def _reduction_text(reduction: tuple[str, str | None]) -> str:
+    kind, target = reduction
+    return {"drain": "stay until the census fits", "outlie": "outlie (leave the pool's beds)",
+            "move": f"move to {target}"}[kind]
+
+
+def _discharges_text(d: Any) -> str:
+    if d is None or (d.weekday is None and d.hours is None):
+        return "any time"
+    parts = []
+    if d.weekday is not None:
+        top = max(d.weekday)
+        days = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+        parts.append(", ".join(f"{n} {v / top:.0%}" for n, v in zip(days, d.weekday, strict=True)))
+    if d.hours is not None:
+        hh = [f"{int(h):02d}:{round(h % 1 * 60):02d}" for h in d.hours]
+        parts.append(f"{hh[0]}-{hh[1]}")
+    return "; ".join(parts)
+
+
 def stress_des(scenario: Scenario, manifest: dict[str, Any]) -> str:
     """HTML sections of a STRESS-DES style model description, generated from the scenario."""
     s = scenario
@@ -179,7 +199,8 @@ def stress_des(scenario: Scenario, manifest: dict[str, Any]) -> str:
     pools = [(name, "unlimited" if p.capacity is None else p.capacity, _policy_text(p.policy),
               p.ward_size or "-",
               "; ".join(f"{c.date}: {'unlimited' if c.capacity is None else c.capacity}"
-                        for c in p.capacity_changes) or "-")
+                        for c in p.capacity_changes) or "-",
+              _reduction_text(p.reduction), _discharges_text(p.discharges))
              for name, p in s.pools.items()]
     stages = []
     for cname, c in s.cohorts.items():
@@ -221,7 +242,8 @@ patient index. All randomness is drawn into a patient table before the run; the 
 through the capacitated pools, so the beds-needed rules can also use the unconstrained census
 (every patient given a bed at once).</p>
 <p>Bed pools:</p>
-{_table(["pool", "beds", "when full", "ward size", "capacity changes"], pools, text_cols=5)}
+{_table(["pool", "beds", "when full", "ward size", "capacity changes", "patients above a cut",
+         "discharges"], pools, text_cols=7)}
 <p>Pathways:</p>
 {_table(["cohort", "stage", "pool", "length of stay", "then"], stages, text_cols=5)}
 <p>Interventions{" (applied in this order; each takes its own slice of every patient's "

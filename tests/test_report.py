@@ -193,3 +193,17 @@ def test_report_loads_in_headless_chromium_with_every_image_displayed(baseline_r
         assert im["shownWidth"] > 0 and im["shownHeight"] > 0, im
     console = [line for line in done.stderr.splitlines() if ":CONSOLE(" in line]
     assert console == [], console
+
+
+def test_model_description_states_discharge_rules_and_cut_policies():
+    from sim.report import stress_des
+
+    doc = {"name": "rules", "start": "2020-01-01", "warmup_days": 0, "run_days": 30,
+           "pools": {"a": {"capacity": 5, "on_reduction": "move:b",
+                           "discharges": {"weekday": [2, 2, 2, 2, 2, 1, 0], "hours": [8, 20.5]}},
+                     "b": {"capacity": None}},
+           "cohorts": {"c": {"arrivals": {"per_year": 100}, "pathway": [
+               {"stage": "s", "pool": "a", "los": {"dist": "exponential", "mean": 2}}]}}}
+    text = stress_des(scenario_from_dict(doc), {"replications": 2, "seed": 1, "engine": "numba"})
+    assert "move to b" in text and "stay until the census fits" in text
+    assert "Sat 50%, Sun 0%; 08:00-20:30" in text and "any time" in text
