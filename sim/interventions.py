@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numba import njit
 
+from sim.grouping import group_by
 from sim.scenario import EXITS as EXIT_NAMES
 from sim.scenario import Intervention, Problem, Scenario, Stage
 
@@ -475,28 +476,6 @@ def _stage_los(table: PatientTable, vp: np.ndarray, stage: int) -> tuple[np.ndar
 
 
 @njit(cache=True)
-def _group_by(keys, k):
-    """Stable counting sort of indices by small non-negative int keys (< k): indices grouped by
-    key, ascending within a group (``flatnonzero(keys == g)`` is ``order[start[g]:start[g+1]]``),
-    the group starts and each index's rank within its group."""
-    n = keys.shape[0]
-    start = np.zeros(k + 1, np.int64)
-    for i in range(n):
-        start[keys[i] + 1] += 1
-    for g in range(k):
-        start[g + 1] += start[g]
-    pos = start[:-1].copy()
-    order = np.empty(n, np.int64)
-    rank = np.empty(n, np.int64)
-    for i in range(n):
-        g = keys[i]
-        order[pos[g]] = i
-        rank[i] = pos[g] - start[g]
-        pos[g] += 1
-    return order, start, rank
-
-
-@njit(cache=True)
 def _clear_visits(keep_visit, visit_start, patients):
     """``keep_visit[isin(visit_patient, patients)] = False`` through the CSR visit ranges."""
     for p in patients:
@@ -572,12 +551,12 @@ class _TableIndex:
         cohort = table.cohort
         self.cohort_ok = bool(cohort.size == 0 or (cohort.min() >= 0 and cohort.max() < n_cohorts))
         if self.cohort_ok:
-            self.by_cohort, self.cohort_start, self.rank = _group_by(cohort, n_cohorts)
+            self.by_cohort, self.cohort_start, self.rank = group_by(cohort, n_cohorts)
         stage = table.visit_stage
         self.n_stages = int(stage.max()) + 1 if stage.size else 0
         self.stage_ok = bool(stage.size == 0 or stage.min() >= 0)
         if self.stage_ok:
-            self.by_stage, self.stage_start, _ = _group_by(stage, self.n_stages)
+            self.by_stage, self.stage_start, _ = group_by(stage, self.n_stages)
         self._levels: dict[tuple, np.ndarray] = {}
         self._stage: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 

@@ -22,6 +22,8 @@ import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
+from sim.grouping import group_by
+
 FloatArray = NDArray[np.float64]
 
 
@@ -562,24 +564,6 @@ def _scale_floor(x, comp, factor, floor):
     return x
 
 
-@njit(cache=True)
-def _group(comp, k):
-    """Stable counting sort by component: ``order`` (indices grouped) and group ``starts``."""
-    n = comp.shape[0]
-    starts = np.zeros(k + 1, np.int64)
-    for i in range(n):
-        starts[comp[i] + 1] += 1
-    for j in range(k):
-        starts[j + 1] += starts[j]
-    pos = starts[:-1].copy()
-    order = np.empty(n, np.int64)
-    for i in range(n):
-        j = comp[i]
-        order[pos[j]] = i
-        pos[j] += 1
-    return order, starts
-
-
 class Mixture(LosDistribution):
     """Finite mixture sampled with ONE uniform per stay.
 
@@ -628,7 +612,7 @@ class Mixture(LosDistribution):
             neg_means = np.array([-c._mean for c in comps])  # type: ignore[attr-defined]
             return _scale_floor(x, j, neg_means, _TINY).reshape(ua.shape)
         v, j = _mixture_slices(flat, self._inner, self._cum, self._w_safe, False)
-        order, starts = _group(j, len(comps))
+        order, starts, _ = group_by(j, len(comps))
         vg = v[order]
         out = np.empty_like(v)
         for i, comp in enumerate(comps):
