@@ -78,6 +78,16 @@ def _growth(c: CohortNet, t: np.ndarray) -> np.ndarray:
     return (1.0 + c.growth) ** ((t + c.growth_offset_days) / 365.25)
 
 
+@njit(cache=True, inline="always")
+def _calendar_factor(t, day, hourly, use_hourly):
+    """Day factor x hour-of-day factor at time ``t`` (the hour factor skipped when all are 1)."""
+    d = np.int64(t)
+    x = day[d]
+    if use_hourly:
+        x = x * hourly[np.int64((t - d) * 24.0)]
+    return x
+
+
 @njit(cache=True)
 def _intensity(times, day, hourly, use_hourly, growth, use_growth, multiple):
     """lambda(t) / dominating rate: day factor x hour factor x growth / multiple.
@@ -88,11 +98,7 @@ def _intensity(times, day, hourly, use_hourly, growth, use_growth, multiple):
     n = times.shape[0]
     out = np.empty(n)
     for i in range(n):
-        t = times[i]
-        d = np.int64(t)
-        x = day[d]
-        if use_hourly:
-            x = x * hourly[np.int64((t - d) * 24.0)]
+        x = _calendar_factor(times[i], day, hourly, use_hourly)
         if use_growth:
             x = x * growth[i]
         out[i] = x / multiple
@@ -194,9 +200,7 @@ def _accept_growth(times, accept, day, hourly, use_hourly, growth_day, rate_day,
     for i in range(n):
         t = times[i]
         d = np.int64(t)
-        x = day[d]
-        if use_hourly:
-            x = x * hourly[np.int64((t - d) * 24.0)]
+        x = _calendar_factor(t, day, hourly, use_hourly)
         zero = x == 0.0  # the exact intensity is 0 too: rejected
         y = (t - d) * rate_day
         x = x * growth_day[d] * (1.0 + y * (1.0 + y * (0.5 + y * (1.0 / 6.0 + y * (1.0 / 24.0)))))
