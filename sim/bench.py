@@ -109,9 +109,10 @@ def timed_tables(network: Network, replications: int, seed: int = SEED) -> tuple
 
 
 def time_pipeline(network: Network, replications: int, engine: str = "numba",
-                  seed: int = SEED, tables: tuple[list, list] | None = None
-                  ) -> tuple[PipelineTimes, list]:
-    """Time table generation, the engine and metrics separately; returns times and traces.
+                  seed: int = SEED, tables: tuple[list, list] | None = None,
+                  keep: str = "traces") -> tuple[PipelineTimes, list]:
+    """Time table generation, the engine and metrics separately; returns the times and, per
+    replication, its trace (``keep="traces"``) or its metrics (``keep="metrics"``).
 
     ``tables`` (from :func:`timed_tables`) replays given tables, counting their generation time.
     """
@@ -125,14 +126,14 @@ def time_pipeline(network: Network, replications: int, engine: str = "numba",
             t0 = t1 - tables[1][r]
         trace = run_engine(engine, network, table)
         t2 = cpu_clock()
-        replication_metrics(network, table, trace, r)
+        m = replication_metrics(network, table, trace, r)
         t3 = cpu_clock()
         times.replications += 1
         times.admissions += table.n_patients
         times.generate += t1 - t0
         times.engine += t2 - t1
         times.metrics += t3 - t2
-        traces.append(trace)
+        traces.append(trace if keep == "traces" else m)
     return times, traces
 
 
@@ -494,21 +495,8 @@ def bench_single_pool(quick: bool = False) -> Section:
     reps = {"numba": 4 if quick else 10, "simpy": 4 if quick else 10, "ciw": 3 if quick else 10}
     network = compile_network(single_pool_scenario(days["numba"]))
     warm(network)
-    nb_waits, times = [], PipelineTimes()
-    for r in range(reps["numba"]):
-        t0 = cpu_clock()
-        table = demand.generate(network, SEED, r)
-        t1 = cpu_clock()
-        trace = run_engine("numba", network, table)
-        t2 = cpu_clock()
-        m = replication_metrics(network, table, trace, r)
-        t3 = cpu_clock()
-        times.replications += 1
-        times.admissions += table.n_patients
-        times.generate += t1 - t0
-        times.engine += t2 - t1
-        times.metrics += t3 - t2
-        nb_waits.append(float(m.pool[0, POOL_METRICS.index("mean_wait_days")]))
+    times, metrics = time_pipeline(network, reps["numba"], keep="metrics")
+    nb_waits = [float(m.pool[0, POOL_METRICS.index("mean_wait_days")]) for m in metrics]
     rows = [["numba (table + engine + metrics)", reps["numba"], days["numba"],
              times.admissions / times.replications, times.per_rep("total"), times.rate("total")],
             ["numba engine only", reps["numba"], days["numba"],

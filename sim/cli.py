@@ -56,6 +56,12 @@ class DelayedProgress:
         if self.bar is not None:
             self.bar.stop()
 
+    def __enter__(self) -> DelayedProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def _load(paths: Sequence[str]):
     """Load scenarios; report every problem of every file, then exit 2 if any failed."""
@@ -140,13 +146,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             return EXIT_CONFIG
         results, extra["precision"] = _run_to_precision(scenario, args, checked, talk)
     else:
-        progress = DelayedProgress(args.replications, scenario.name, enabled=talk)
-        try:
+        with DelayedProgress(args.replications, scenario.name, enabled=talk) as progress:
             results = sim.run(scenario, replications=args.replications, seed=args.seed,
                               engine=args.engine, jobs=args.jobs, progress=progress,
                               scheduler=args.scheduler)
-        finally:
-            progress.close()
     summary = results.summary_json()
     if args.out:
         results.save(args.out, manifest_extra=extra)
@@ -209,14 +212,11 @@ def _precision_metrics(scenario, given: list[str] | None) -> list[tuple[str, str
 def _run_to_precision(scenario, args: argparse.Namespace, checked, talk: bool):
     from sim.warmup import run_scenario_to_precision
 
-    progress = DelayedProgress(args.max_replications, scenario.name, enabled=talk)
-    try:
+    with DelayedProgress(args.max_replications, scenario.name, enabled=talk) as progress:
         grown = run_scenario_to_precision(
             scenario, args.precision, checked, seed=args.seed, engine=args.engine, jobs=args.jobs,
             batch=args.replications, max_replications=args.max_replications,
             scheduler=args.scheduler, progress=progress)
-    finally:
-        progress.close()
     if talk:
         state = "met" if grown.met else "NOT met"
         note(f"precision {args.precision:g} {state} at {grown.replications} replications "
@@ -300,14 +300,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.replications < 2:
         error("compare needs --replications of at least 2")
         return EXIT_CONFIG
-    progress = DelayedProgress(args.replications * len(scenarios), "compare",
-                               enabled=not (args.json or args.quiet))
-    try:
+    with DelayedProgress(args.replications * len(scenarios), "compare",
+                         enabled=not (args.json or args.quiet)) as progress:
         comparison = sim.compare(scenarios, replications=args.replications, seed=args.seed,
                                  engine=args.engine, jobs=args.jobs, progress=progress,
                                  scheduler=args.scheduler)
-    finally:
-        progress.close()
     doc = comparison.compare_json()
     if args.out:
         comparison.save(args.out, manifest_extra={"command": " ".join(sys.argv),
