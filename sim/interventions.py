@@ -59,6 +59,8 @@ class Resolved:
     max_los: float = math.inf  # avoid/divert eligibility: targeted stay <= max_los
     min_los: float = 0.0  # shorten eligibility: targeted stay >= min_los
     eligible_per_year: float = 0.0  # expected eligible admissions a year (all targeted cohorts)
+    selected_per_year: float = 0.0  # full-size picks a year (shorten: some are avoided first)
+    delivery: str = "independent"  # or "monthly": each month's number of picks is fixed
     capacity_delta: int = 0  # capacity: beds added (negative: closed)
 
 
@@ -197,6 +199,7 @@ def resolve(scenario: Scenario, problems: list[Problem] | None = None) -> list[R
             r.min_los = max(iv.min_los or 0.0, iv.days_saved or 0.0)
         eligible = sum(w * _partial_below(d, r.max_los)[0] * (float(d.sf(r.min_los)) if r.min_los
                                                                  else 1.0) for w, d in parts)
+        eligible_all = eligible
         if iv.type == "shorten":
             # Admission levers (own uniform, independent of the stay mark) take some of these
             # stays first; per_year counts the stays actually shortened.
@@ -219,6 +222,8 @@ def resolve(scenario: Scenario, problems: list[Problem] | None = None) -> list[R
                 out.append(Problem(f"{base}.per_year", "more than the targeted cohorts' expected "
                                    f"eligible admissions ({eligible:.0f} a year)", iv.per_year))
                 continue
+        r.selected_per_year = r.fraction * eligible_all
+        r.delivery = iv.delivery or ("monthly" if iv.per_year is not None else "independent")
         r.lane = iv.lane if iv.lane is not None else 2.0 * r.fraction
         if r.fraction * iv.scale > r.lane + LANE_TOL:
             out.append(Problem(f"{base}.scale", f"fraction x scale ({r.fraction * iv.scale:.4g}) "
@@ -358,6 +363,9 @@ class CompiledIntervention:
     stages: tuple[StageNet, ...] = ()  # divert: step-up stages (local next indices)
     stage_offset: int = 0  # global index of the first intervention stage
     step_down: StageNet | None = None  # shorten: the step-down stage (los None = days cut)
+    delivery: str = "independent"  # "monthly": period_k picks in each period
+    period_t: np.ndarray = field(default_factory=lambda: np.zeros(0))  # boundaries, days
+    period_k: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # picks each
 
     def level(self, t: np.ndarray) -> np.ndarray:
         """Share of full size at times t (days since day 0)."""
@@ -435,6 +443,8 @@ def compile_interventions(scenario: Scenario, network: Network) -> Network:
             assert iv.step_down is not None
             step_down = _stage_net(iv.step_down, {}, pool_index, base_dir, iv.step_down.stage)
             stage_names.append(f"{iv.name}.{iv.step_down.stage}")
+        period_t, period_k = _monthly_counts(scenario, r, pts) if r.delivery == "monthly" else \
+            (np.zeros(0), np.zeros(0, np.int64))
         compiled.append(CompiledIntervention(
             name=iv.name, kind=iv.type, cohorts=cidx, cohort_names=names, stage=stage,
             lane_start=np.array([r.lane_start[c] for c in names]),
@@ -443,7 +453,8 @@ def compile_interventions(scenario: Scenario, network: Network) -> Network:
             level_t=np.array([p[0] for p in pts]), level_v=np.array([p[1] for p in pts]),
             start_day=s0, max_los=r.max_los, min_los=r.min_los,
             days_saved=iv.days_saved or 0.0, keep_fraction=iv.keep_fraction or 0.0,
-            stages=stages, stage_offset=offset, step_down=step_down))
+            stages=stages, stage_offset=offset, step_down=step_down, delivery=r.delivery,
+            period_t=period_t, period_k=period_k))
     # Capacity: rebuild the dated changes of every pool a capacity intervention touches.
     touched = {iv.pool for iv in scenario.interventions if iv.type == "capacity"}
     cc = [(t, p, c) for t, p, c in zip(network.cc_time.tolist(), network.cc_pool.tolist(),
@@ -460,6 +471,37 @@ def compile_interventions(scenario: Scenario, network: Network) -> Network:
         cc_time=np.array([c[0] for c in cc], dtype=np.float64),
         cc_pool=np.array([c[1] for c in cc], dtype=np.int32),
         cc_capacity=np.array([c[2] for c in cc], dtype=np.int64))
+
+
+def _level_integral(pts: list[tuple[float, float]], t: float) -> float:
+    """Integral over [0, t] of the level: 0 before the first point, piecewise linear between
+    points, flat after the last."""
+    xs = np.array([p[0] for p in pts])
+    vs = np.array([p[1] for p in pts])
+    if t <= xs[0]:
+        return 0.0
+    grid = np.concatenate((xs[xs < t], [t]))
+    v = np.interp(grid, xs, vs)
+    return float(np.sum((v[1:] + v[:-1]) * np.diff(grid)) / 2.0)
+
+
+def _monthly_counts(scenario: Scenario, r: Resolved,
+                    pts: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Period boundaries (start, each 1st of the month after it, horizon) in days, and the
+    picks of each period: the size x level integrated over the period, rounded with carry so
+    the running total never drifts from the planned one by more than half an episode."""
+    s0, horizon = pts[0][0], scenario.horizon_days
+    bounds = [s0]
+    d = scenario.start + dt.timedelta(days=math.floor(s0))
+    d = dt.date(d.year + d.month // 12, d.month % 12 + 1, 1)
+    while _day(scenario, d) < horizon:
+        bounds.append(_day(scenario, d))
+        d = dt.date(d.year + d.month // 12, d.month % 12 + 1, 1)
+    bounds.append(horizon)
+    per_day = r.selected_per_year * r.spec.scale / 365.0
+    total = np.array([per_day * _level_integral(pts, b) for b in bounds])
+    carried = np.floor(total + 0.5).astype(np.int64)
+    return np.array(bounds, dtype=np.float64), np.diff(carried)
 
 
 # --------------------------------------------------------------------------- application
@@ -642,19 +684,44 @@ def selected(network: Network, table: PatientTable, seed: int, replication: int,
     stay = (stay_marks(network, table, seed, replication, index)
             if any(ci.kind == "shorten" for ci in ivs) else None)
     for ci in ivs:
-        picks = []
+        mark = stay if ci.kind == "shorten" else table.mark
+        assert mark is not None
+        monthly = ci.delivery == "monthly"
+        picks, lane_u = [], []
         for k, c in enumerate(ci.cohorts):
             who = index.patients(int(c))
             los, _ = index.stage_los(int(ci.stage[k]), int(c))
-            mark = stay if ci.kind == "shorten" else table.mark
-            assert mark is not None
-            picks.append(_lane_picks(who, mark, float(ci.lane_start[k]),
-                                     index.level(ci, int(c)), ci.fraction * ci.scale,
-                                     float(ci.lane), los, ci.kind == "shorten",
-                                     float(ci.min_los), float(ci.days_saved),
-                                     bool(ci.days_saved), float(ci.max_los)))
-        out[ci.name] = np.sort(np.concatenate(picks)) if picks else np.zeros(0, np.int64)
+            # monthly: every eligible patient in the lane is a candidate; the counts pick
+            level = np.ones(len(who)) if monthly else index.level(ci, int(c))
+            share = float(ci.lane) if monthly else ci.fraction * ci.scale
+            p = _lane_picks(who, mark, float(ci.lane_start[k]), level, share, float(ci.lane),
+                            los, ci.kind == "shorten", float(ci.min_los), float(ci.days_saved),
+                            bool(ci.days_saved), float(ci.max_los))
+            picks.append(p)
+            lane_u.append(mark[p] - float(ci.lane_start[k]))
+        if not picks:
+            out[ci.name] = np.zeros(0, np.int64)
+        elif monthly:
+            out[ci.name] = _take_monthly(ci, table.arrival, np.concatenate(picks),
+                                         np.concatenate(lane_u))
+        else:
+            out[ci.name] = np.sort(np.concatenate(picks))
     return out
+
+
+def _take_monthly(ci: CompiledIntervention, arrival: np.ndarray, cand: np.ndarray,
+                  u: np.ndarray) -> np.ndarray:
+    """The first ``period_k[m]`` candidates of each period m by lane position (then patient
+    index): raising the count only adds patients, and a month whose lane holds fewer eligible
+    patients delivers all of them."""
+    period = np.searchsorted(ci.period_t, arrival[cand], side="right") - 1
+    ok = (period >= 0) & (period < len(ci.period_k))
+    cand, u, period = cand[ok], u[ok], period[ok]
+    order = np.lexsort((cand, u, period))
+    period = period[order]
+    first = np.searchsorted(period, np.arange(len(ci.period_k)))
+    rank = np.arange(len(order)) - first[period]
+    return np.sort(cand[order][rank < ci.period_k[period]])
 
 
 def _uniforms(seed: int, rep: int, key: int, purpose: str, cand: np.ndarray, width: int) -> np.ndarray:

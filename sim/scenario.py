@@ -440,14 +440,15 @@ class Phase(BaseModel):
 
 
 _IV_FIELDS: dict[str, tuple[str, ...]] = {
-    "avoid": ("cohorts", "stage", "fraction", "per_year", "mean_los", "lane"),
-    "divert": ("cohorts", "stage", "fraction", "per_year", "mean_los", "lane", "pathway"),
+    "avoid": ("cohorts", "stage", "fraction", "per_year", "mean_los", "lane", "delivery"),
+    "divert": ("cohorts", "stage", "fraction", "per_year", "mean_los", "lane", "pathway",
+               "delivery"),
     "shorten": ("cohorts", "stage", "fraction", "per_year", "lane", "days_saved", "keep_fraction",
-                "min_los", "step_down"),
+                "min_los", "step_down", "delivery"),
     "capacity": ("pool", "beds", "wards"),
 }
-_IV_OPTIONAL = ("cohorts", "stage", "fraction", "per_year", "mean_los", "lane", "pathway",
-                "days_saved", "keep_fraction", "min_los", "step_down", "pool", "beds", "wards")
+_IV_OPTIONAL = ("cohorts", "stage", "fraction", "per_year", "mean_los", "lane", "delivery",
+                "pathway", "days_saved", "keep_fraction", "min_los", "step_down", "pool", "beds", "wards")
 
 
 class Intervention(BaseModel):
@@ -481,6 +482,13 @@ class Intervention(BaseModel):
     )
     lane: float | None = Field(
         default=None, gt=0, le=1, description="Width of its slice of [0, 1) (default 2 x fraction)."
+    )
+    delivery: Literal["independent", "monthly"] | None = Field(
+        default=None,
+        description="'independent': each eligible patient is picked with the lever's share; "
+        "'monthly': each calendar month the lever takes its number of episodes (the size x "
+        "level over the month's days, rounded with carry) from the eligible patients in its "
+        "lane, lowest marks first. Default: monthly for per_year, independent for fraction.",
     )
     start: dt.date = Field(description="Date the intervention starts (level 0).")
     ramp_days: float = Field(default=0, ge=0, description="Linear ramp to full size, in days.")

@@ -92,14 +92,66 @@ def test_avoid_divert_shorten_transform_the_table():
     assert dv_los.max() <= net.interventions[1].max_los
 
 
-def test_per_year_divert_matches_expectation():
-    """Diverted admissions a year match per_year (after the ramp) within 4 standard errors."""
+def _raw(rep, seed=11):
+    empty = copy.deepcopy(BASE)
+    empty["interventions"] = []
+    return demand.generate(compile_network(_scenario(empty)), seed, rep)
+
+
+def test_monthly_delivery_takes_each_months_number():
+    """A per_year lever delivers its planned number month by month, whatever the admissions."""
     net = compile_network(_scenario())
+    dv = net.interventions[1]
+    assert dv.delivery == "monthly" and net.interventions[0].delivery == "independent"
+    # 300 a year over 395 days, ramping from 0 over the first 60: 300 x (395 - 30) / 365
+    assert dv.period_k.sum() == 300
+    assert dv.period_t[0] == 0 and dv.period_t[1] == 31 and dv.period_t[-1] == 395
+    assert np.all(np.diff(dv.period_t) <= 31) and np.all(dv.period_k >= 0)
+    full = dv.period_k[2:-1]  # whole months after the ramp: 300 x days / 365, +-1 for the carry
+    days = np.diff(dv.period_t)[2:-1]
+    assert np.all(np.abs(full - 300 * days / 365) < 1)
+    seen = set()
+    for rep in range(3):
+        raw = _raw(rep)
+        p = selected(net, raw, 11, rep)["dv"]
+        period = np.searchsorted(dv.period_t, raw.arrival[p], side="right") - 1
+        assert np.array_equal(np.bincount(period, minlength=len(dv.period_k)), dv.period_k)
+        seen.add(tuple(p[:20]))
+    assert len(seen) == 3  # the same numbers, other patients
+
+
+def test_monthly_delivery_is_short_only_when_the_lane_runs_out():
+    doc = copy.deepcopy(BASE)
+    doc["interventions"][1]["lane"] = 0.1  # about the full-size share: some months run short
+    net = compile_network(_scenario(doc))
+    dv = net.interventions[1]
+    raw = _raw(0)
+
+    def per_month(p):
+        return np.bincount(np.searchsorted(dv.period_t, raw.arrival[p], side="right") - 1,
+                           minlength=len(dv.period_k))
+
+    got = per_month(selected(net, raw, 11, 0)["dv"])
+    assert np.all(got <= dv.period_k) and np.any(got < dv.period_k)
+    # every eligible patient in the lane: the same lane taken whole from day 0
+    whole = copy.deepcopy(doc)
+    whole["interventions"][1].update(delivery="independent", per_year=None, fraction=0.1,
+                                     ramp_days=0)
+    in_lane = per_month(selected(compile_network(_scenario(whole)), raw, 11, 0)["dv"])
+    short = got < dv.period_k
+    assert np.array_equal(got[short], in_lane[short])  # a short month took them all
+    assert np.all(got <= in_lane)
+
+
+def test_per_year_divert_matches_expectation():
+    """Independent delivery: diverted admissions a year match per_year (after the ramp) within
+    4 standard errors."""
+    doc = copy.deepcopy(BASE)
+    doc["interventions"][1]["delivery"] = "independent"
+    net = compile_network(_scenario(doc))
     counts = []
     for rep in range(6):
-        empty = copy.deepcopy(BASE)
-        empty["interventions"] = []
-        raw = demand.generate(compile_network(_scenario(empty)), 11, rep)
+        raw = _raw(rep)
         p = selected(net, raw, 11, rep)["dv"]
         t = raw.arrival[p]
         counts.append(np.sum((t >= 90) & (t < 395)) * 365 / 305)

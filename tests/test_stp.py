@@ -104,7 +104,7 @@ def test_non_acute_demand_matches_seed_means(name):
     """Community, adult MH and dementia demand within 3% of the seed's means in all scenarios
     (the STP plans these pools at 100% of mean demand, so their constrained occupancy is lower)."""
     scenario = _without(load(name), ACUTE_COHORTS)
-    net, _, occ = _demand_occupancy(scenario, reps=80)
+    net, _, occ = _demand_occupancy(scenario, reps=130)
     for pool in NON_ACUTE:
         _check(occ[:, net.pool_index(pool)], TARGETS[name][pool], 0.03)
 
@@ -145,28 +145,29 @@ def test_paired_differences_are_narrower_than_independent(paired):
     """CRN: do nothing vs STP paired by replication vs the STP run with another seed.
 
     With 4 replications a ratio of standard errors is only known to a factor of ~2-3, so this
-    fast check only guards the mechanism (no pairing would give a ratio near 1)."""
+    fast check only guards the mechanism (no pairing would give a ratio near 1; independent
+    selection of the levers' patients about 2.9)."""
     stp_other = sim.run(load("stp_2020_21"), replications=REPS, seed=2, jobs=2)
     ratio = _crn_ratio(*paired.runs, stp_other)
     print(f"CRN ratio (acute, {REPS} replications): {ratio:.2f}")
-    assert ratio >= 1.5
+    assert ratio >= 2.0
 
 
 @pytest.mark.slow
 def test_paired_ci_ratio_measured():
-    """Issue 3 asks for paired CIs at least 3x narrower. Measured with 40 replications the
-    acute ratio is about 2.9 (experiments/results/stp_appendix5.md): the STP removes 38% of
-    acute bed days, and the noise of the removed stays is what pairing cannot cancel. This test
-    records the measurement, not the 3x target: with 40 replications log(ratio) has a standard
-    error of about 0.16, so the bound 2.0 (more than 4x fewer replications for the same
-    precision) sits 2.3 standard errors below the measured 2.9."""
+    """Issue 3: paired CIs at least 3x narrower than independent runs, on the acute demand.
+
+    The levers deliver their monthly numbers (``delivery: monthly``), so the difference varies
+    only through which patients they take. Measured with 400 replications the ratio is 6.0
+    (independent selection: 2.85). With 40 replications log(ratio) has a standard error of
+    about 0.16, so the bound 3 sits more than 4 standard errors below the measured value."""
     reps = 40
     cmp = sim.compare([load("do_nothing_2020_21"), load("stp_2020_21")], replications=reps,
                       seed=11, jobs=2)
     stp_other = sim.run(load("stp_2020_21"), replications=reps, seed=12, jobs=2)
     ratio = _crn_ratio(*cmp.runs, stp_other)
     print(f"CRN ratio (acute, {reps} replications): {ratio:.2f}")
-    assert ratio >= 2.0
+    assert ratio >= 3.0
 
 
 def test_phased_capacity_steps_and_years():
