@@ -223,7 +223,7 @@ def resolve(scenario: Scenario, problems: list[Problem] | None = None) -> list[R
                                    f"eligible admissions ({eligible:.0f} a year)", iv.per_year))
                 continue
         r.selected_per_year = r.fraction * eligible_all
-        r.delivery = iv.delivery or ("monthly" if iv.per_year is not None else "independent")
+        r.delivery = iv.delivery_mode
         r.lane = iv.lane if iv.lane is not None else 2.0 * r.fraction
         if r.fraction * iv.scale > r.lane + LANE_TOL:
             out.append(Problem(f"{base}.scale", f"fraction x scale ({r.fraction * iv.scale:.4g}) "
@@ -490,13 +490,15 @@ def _monthly_counts(scenario: Scenario, r: Resolved,
     """Period boundaries (start, each 1st of the month after it, horizon) in days, and the
     picks of each period: the size x level integrated over the period, rounded with carry so
     the running total never drifts from the planned one by more than half an episode."""
+    def next_month(d: dt.date) -> dt.date:
+        return dt.date(d.year + d.month // 12, d.month % 12 + 1, 1)
+
     s0, horizon = pts[0][0], scenario.horizon_days
     bounds = [s0]
-    d = scenario.start + dt.timedelta(days=math.floor(s0))
-    d = dt.date(d.year + d.month // 12, d.month % 12 + 1, 1)
+    d = next_month(scenario.start + dt.timedelta(days=math.floor(s0)))
     while _day(scenario, d) < horizon:
         bounds.append(_day(scenario, d))
-        d = dt.date(d.year + d.month // 12, d.month % 12 + 1, 1)
+        d = next_month(d)
     bounds.append(horizon)
     per_day = r.selected_per_year * r.spec.scale / 365.0
     total = np.array([per_day * _level_integral(pts, b) for b in bounds])

@@ -155,8 +155,7 @@ def _iv_size(iv: Any) -> str:
         f"{iv.per_year:,.0f} episodes / yr"
     if iv.mean_los is not None:
         size += f" @ mean stay {iv.mean_los:g} days"
-    delivery = iv.delivery or ("monthly" if iv.per_year is not None else "independent")
-    size += ", a fixed number each month" if delivery == "monthly" else \
+    size += ", a fixed number each month" if iv.delivery_mode == "monthly" else \
         ", each patient picked independently"
     if iv.type == "shorten":
         cut = f"{iv.days_saved:g} days saved" if iv.days_saved is not None else \

@@ -509,6 +509,11 @@ class Intervention(BaseModel):
         default=None, description="capacity: wards opened (+) or closed (-), of the pool's ward_size."
     )
 
+    @property
+    def delivery_mode(self) -> str:
+        """``delivery``, or its default: monthly for per_year sizes, independent for fractions."""
+        return self.delivery or ("monthly" if self.per_year is not None else "independent")
+
     @model_validator(mode="after")
     def _check(self) -> "Intervention":
         allowed = _IV_FIELDS[self.type]
