@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from numba import njit
 
 from sim import demand
 from sim.demand import PatientTable
 from sim.engines import numba_core, simpy_model
+from sim.engines.numba_core import _heap_pop, _heap_push
 from sim.network import compile_network
 from sim.scenario import scenario_from_dict
 from tests.helpers import two_stage
@@ -160,3 +162,47 @@ def test_conservation_and_capacity():
     still_in = admitted & np.isnan(trace.leave)
     assert (occ == np.bincount(trace.used_pool[still_in], minlength=network.n_pools)).all()
     assert np.all(trace.leave[admitted & ~still_in] >= trace.admit[admitted & ~still_in])
+
+
+@njit  # not cached: numba's cache would not notice a change to the inlined heap functions
+def _heap_order(times, pops_after):
+    """Push (times[i], i) one by one, popping ``pops_after[i]`` minima after each push; returns
+    the visit indices in the order popped (the rest popped at the end)."""
+    n = times.shape[0]
+    ht = np.empty(n + 1)
+    hv = np.empty(n + 1, np.int64)
+    size = 0
+    out = np.empty(n, np.int64)
+    k = 0
+    for i in range(n):
+        size = _heap_push(ht, hv, size, times[i], i)
+        for _ in range(min(pops_after[i], size)):
+            out[k] = hv[0]
+            k += 1
+            size = _heap_pop(ht, hv, size)
+    while size > 0:
+        out[k] = hv[0]
+        k += 1
+        size = _heap_pop(ht, hv, size)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(times=st.lists(st.integers(0, 12), min_size=1, max_size=300),
+       pops=st.data())
+def test_event_heap_pops_in_time_then_index_order(times, pops):
+    """The engine's 4-ary heap pops (time, visit) pairs in lexicographic order, ties included:
+    each pop is the least pair still in the heap."""
+    t = np.array(times, float) / 4.0  # many exact ties
+    pops_after = np.array(pops.draw(st.lists(st.integers(0, 3), min_size=len(t),
+                                             max_size=len(t))), np.int64)
+    got = _heap_order(t, pops_after)
+    alive: list[tuple[float, int]] = []
+    want = []
+    for i in range(len(t)):
+        alive.append((t[i], i))
+        for _ in range(min(pops_after[i], len(alive))):
+            alive.sort()
+            want.append(alive.pop(0)[1])
+    want += [v for _, v in sorted(alive)]
+    assert got.tolist() == want

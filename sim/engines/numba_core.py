@@ -25,8 +25,8 @@ _ADMITTED, _QUEUED, _TURNED_AWAY = 0, 1, 2
 
 @njit(cache=True, inline="always")
 def _before(t1, v1, t2, v2):
-    """Heap order: earlier time first, then lower visit index."""
-    return t1 < t2 or (t1 == t2 and v1 < v2)
+    """Heap order: earlier time first, then lower visit index (no short-circuit: branch-free)."""
+    return (t1 < t2) | ((t1 == t2) & (v1 < v2))
 
 
 @njit(cache=True, inline="always")
@@ -47,29 +47,45 @@ def _heap_push(ht, hv, size, t, v):
 
 @njit(cache=True, inline="always")
 def _heap_pop(ht, hv, size):
-    """Remove the minimum of a 4-ary min-heap; returns the new size."""
+    """Remove the minimum of a 4-ary min-heap; returns the new size.
+
+    Floyd's order: the hole left by the minimum walks down to a leaf by the smaller child (two
+    pairwise picks and a final one, without comparing against the element being placed), then the
+    last element sifts up from there. The element moved is usually a late departure, so it
+    belongs near the leaves: fewer, more predictable comparisons than a plain sift-down.
+    """
     size -= 1
     t = ht[size]
     v = hv[size]
     i = 0
     while True:
         first = 4 * i + 1
-        if first >= size:
+        if first + 3 < size:
+            a = first
+            b = first + 2
+            if _before(ht[first + 1], hv[first + 1], ht[a], hv[a]):
+                a = first + 1
+            if _before(ht[first + 3], hv[first + 3], ht[b], hv[b]):
+                b = first + 3
+            if _before(ht[b], hv[b], ht[a], hv[a]):
+                a = b
+        elif first < size:
+            a = first
+            for c in range(first + 1, size):
+                if _before(ht[c], hv[c], ht[a], hv[a]):
+                    a = c
+        else:
             break
-        best = first
-        bt = ht[first]
-        bv = hv[first]
-        last = min(first + 4, size)
-        for c in range(first + 1, last):
-            if _before(ht[c], hv[c], bt, bv):
-                best = c
-                bt = ht[c]
-                bv = hv[c]
-        if not _before(bt, bv, t, v):
+        ht[i] = ht[a]
+        hv[i] = hv[a]
+        i = a
+    while i > 0:
+        parent = (i - 1) >> 2
+        if not _before(t, v, ht[parent], hv[parent]):
             break
-        ht[i] = bt
-        hv[i] = bv
-        i = best
+        ht[i] = ht[parent]
+        hv[i] = hv[parent]
+        i = parent
     ht[i] = t
     hv[i] = v
     return size
