@@ -197,20 +197,20 @@ def _accept_growth(times, accept, day, hourly, use_hourly, growth_day, rate_day,
     hi = 1.0 + margin
     k = 0
     undecided = 0
-    for i in range(n):
+    for i in range(n):  # integer 0/1 flags, not booleans: numba then emits no branches
         t = times[i]
         d = np.int64(t)
         x = _calendar_factor(t, day, hourly, use_hourly)
-        zero = x == 0.0  # the exact intensity is 0 too: rejected
+        zero = np.int64(x == 0.0)  # the exact intensity is 0 too: rejected
         y = (t - d) * rate_day
         x = x * growth_day[d] * (1.0 + y * (1.0 + y * (0.5 + y * (1.0 / 6.0 + y * (1.0 / 24.0)))))
         a = accept[i]
-        valid = (x > 1e-300) & (x < 1e300)
-        yes = valid & (a < x * lo)
-        no = zero | (valid & (a >= x * hi))
-        s = np.int8(yes) + np.int8(2) * np.int8(not (yes | no))
-        status[i] = s
-        undecided += s == 2
+        valid = np.int64(x > 1e-300) & np.int64(x < 1e300)
+        yes = valid & np.int64(a < x * lo)
+        no = zero | (valid & np.int64(a >= x * hi))
+        unsure = 1 - (yes | no)
+        status[i] = yes + 2 * unsure
+        undecided += unsure
         out[k] = i
         k += yes
     return out[:k], status, undecided
@@ -259,8 +259,8 @@ def _accepted(accept, intensity):
 def _pick(cum, length, u):
     """Index into a cumulative-probability row: ``min(searchsorted(cum, u, 'right'), len-1)``."""
     k = 0
-    while k < length and cum[k] <= u:
-        k += 1
+    for j in range(length):  # a count, not a search: no branch on the uniform (cum is sorted)
+        k += np.int64(cum[j] <= u)
     return min(k, length - 1)
 
 
