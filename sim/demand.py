@@ -26,7 +26,7 @@ class PatientTable:
     arrival: np.ndarray  # float64 [n] days since day 0
     cohort: np.ndarray  # int32 [n]
     candidate: np.ndarray  # int64 [n] index in the cohort's candidate stream (patient identity)
-    mark: np.ndarray  # float64 [n] intervention uniform
+    mark: np.ndarray  # float64 [n] intervention uniform (NaN in a scenario without any)
     exit: np.ndarray  # int8 [n] exit code (see network.EXITS)
     visit_start: np.ndarray  # int64 [n+1]
     visit_pool: np.ndarray  # int32 [m] requested pool
@@ -320,14 +320,19 @@ def _stage_arrays(c: CohortNet):
     return out
 
 
-def cohort_patients(c: CohortNet, horizon: float, seed: int, rep: int) -> CohortPatients:
-    """One cohort's accepted patients with their pools, stays, stages and exits."""
+def cohort_patients(c: CohortNet, horizon: float, seed: int, rep: int,
+                    marks: bool = True) -> CohortPatients:
+    """One cohort's accepted patients with their pools, stays, stages and exits.
+
+    ``marks=False`` (a scenario without interventions, the only readers of marks) skips the
+    marks stream and leaves them NaN; every other draw is unchanged.
+    """
     day, multiple, times = _candidate_times(c, horizon, seed, rep)
     n_cand = len(times)
     accept = stream(seed, rep, c.key, "accept").random(n_cand)
     cand = _thin(c, times, accept, day, multiple)
     everyone = len(cand) == n_cand
-    marks = stream(seed, rep, c.key, "marks").random(n_cand)
+    mark = stream(seed, rep, c.key, "marks").random(n_cand) if marks else None
     n_steps = len(c.stages)
     routing = stream(seed, rep, c.key, "routing").random((n_cand, 2 * n_steps))
     los_u = stream(seed, rep, c.key, "los").random((n_cand, n_steps))
@@ -343,7 +348,8 @@ def cohort_patients(c: CohortNet, horizon: float, seed: int, rep: int) -> Cohort
     return CohortPatients(
         arrival=times if everyone else times[cand],
         candidate=cand,
-        mark=marks if everyone else marks[cand],
+        mark=(np.full(len(cand), np.nan) if mark is None else mark if everyone
+              else mark[cand]),
         exit=exits,
         counts=counts,
         visit_pool=v_pool,
@@ -417,16 +423,26 @@ def merge(parts: list[tuple[int, CohortPatients]]) -> PatientTable:
     )
 
 
-def generate(network: Network, seed: int, replication: int) -> PatientTable:
-    """The patient table of one replication: arrivals of every cohort, merged by time."""
+def admissions(network: Network, seed: int, replication: int,
+               marks: bool | None = None) -> PatientTable:
+    """Every cohort's arrivals (and any patients in beds at day 0) merged by time, before
+    interventions. Marks are drawn if ``marks`` (default: if the network has interventions)."""
     from sim.census_start import initial_patients
 
+    if marks is None:
+        marks = bool(getattr(network, "interventions", ()))
     parts = initial_patients(network, seed, replication)  # first, so they come first at time 0
-    parts += [(c.index, cohort_patients(c, network.horizon, seed, replication))
+    parts += [(c.index, cohort_patients(c, network.horizon, seed, replication, marks))
               for c in network.cohorts]
+    return merge(parts)
+
+
+def generate(network: Network, seed: int, replication: int) -> PatientTable:
+    """The patient table of one replication: admissions, interventions and discharge draws."""
     from sim import interventions  # late import: interventions builds on this module's table
     from sim.discharges import hold_uniforms
 
-    table = interventions.apply(network, merge(parts), seed, replication)
+    table = interventions.apply(network, admissions(network, seed, replication), seed,
+                                replication)
     table.visit_hold_u = hold_uniforms(network, table, seed, replication)
     return table

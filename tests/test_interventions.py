@@ -43,9 +43,7 @@ def _keys(table, idx):
 
 def _picks(doc, seed=3, rep=0):
     net = compile_network(_scenario(doc))
-    cohort_only = copy.deepcopy(doc)
-    cohort_only["interventions"] = []
-    table = demand.generate(compile_network(_scenario(cohort_only)), seed, rep)
+    table = demand.admissions(net, seed, rep)  # before the levers act
     return {k: _keys(table, v) for k, v in selected(net, table, seed, rep).items()}
 
 
@@ -73,9 +71,7 @@ def test_lanes_are_disjoint_and_shares_match():
 def test_avoid_divert_shorten_transform_the_table():
     net = compile_network(_scenario())
     seed, rep = 5, 1
-    empty = copy.deepcopy(BASE)
-    empty["interventions"] = []
-    raw = demand.generate(compile_network(_scenario(empty)), seed, rep)
+    raw = demand.admissions(net, seed, rep)
     table = demand.generate(net, seed, rep)
     picks = selected(net, raw, seed, rep)
     assert table.n_patients == raw.n_patients - len(picks["av"])
@@ -93,9 +89,7 @@ def test_avoid_divert_shorten_transform_the_table():
 
 
 def _raw(rep, seed=11):
-    empty = copy.deepcopy(BASE)
-    empty["interventions"] = []
-    return demand.generate(compile_network(_scenario(empty)), seed, rep)
+    return demand.admissions(compile_network(_scenario()), seed, rep)
 
 
 def test_monthly_delivery_takes_each_months_number():
