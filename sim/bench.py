@@ -247,7 +247,9 @@ _SCALING_CHILD = """
 import json, sys
 from dataclasses import asdict
 from sim import bench
+from sim.executors import keep_freed_memory
 from sim.network import compile_network
+keep_freed_memory()  # as in bedflow's own processes
 quick, factor, n = sys.argv[1] == "1", float(sys.argv[2]), int(sys.argv[3])
 network = compile_network(bench.scaled(bench._baseline(quick), factor))
 bench.warm(compile_network(bench._baseline(quick)))
@@ -352,6 +354,8 @@ def peak_kb():
 import sim
 from sim import demand
 from sim.bench import _baseline
+from sim.executors import keep_freed_memory
+keep_freed_memory()  # as in bedflow's own processes
 from sim.engines import run_engine
 from sim.metrics import POOL_METRICS, replication_metrics
 from sim.network import compile_network

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from sim.executors import ExecutorError
+from sim.executors import ExecutorError, keep_freed_memory
 from sim.scenario import ScenarioError, load_scenario
 
 EXIT_CONFIG = 2
@@ -654,6 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    keep_freed_memory()  # as in the workers: replications in this process reuse freed arrays
     try:
         return args.func(args)
     except KeyboardInterrupt:
