@@ -10,7 +10,7 @@ from numba import njit
 from sim import demand
 from sim.demand import PatientTable
 from sim.engines import numba_core, simpy_model
-from sim.engines.numba_core import _heap_pop, _heap_push
+from sim.engines.radix_queue import new_queue, peek, pop, push
 from sim.network import compile_network
 from sim.scenario import scenario_from_dict
 from tests.helpers import two_stage
@@ -164,45 +164,60 @@ def test_conservation_and_capacity():
     assert np.all(trace.leave[admitted & ~still_in] >= trace.admit[admitted & ~still_in])
 
 
-@njit  # not cached: numba's cache would not notice a change to the inlined heap functions
-def _heap_order(times, pops_after):
-    """Push (times[i], i) one by one, popping ``pops_after[i]`` minima after each push; returns
-    the visit indices in the order popped (the rest popped at the end)."""
-    n = times.shape[0]
-    ht = np.empty(n + 1)
-    hv = np.empty(n + 1, np.int64)
-    size = 0
+@njit  # not cached: numba's cache would not notice a change to the inlined queue functions
+def _queue_order(gaps, los, pops_after):
+    """Push visit i at (its arrival + los[i]), arrivals ``gaps`` apart, popping up to
+    ``pops_after[i]`` ends of stay after each push (time moves to each one popped, so no end is
+    scheduled before the last popped, as in the engine); returns the popped visits and times."""
+    n = gaps.shape[0]
+    q, qs = new_queue(n)
     out = np.empty(n, np.int64)
+    times = np.empty(n)
     k = 0
-    for i in range(n):
-        size = _heap_push(ht, hv, size, times[i], i)
-        for _ in range(min(pops_after[i], size)):
-            out[k] = hv[0]
+    now = 0.0
+    for i in range(n + 1):
+        if i < n:
+            now += gaps[i]
+            qs = push(q, qs, now + los[i], i)
+        todo = pops_after[i] if i < n else n
+        while todo > 0:
+            t, qs = peek(q, qs)
+            if t == np.inf:
+                break
+            now = max(now, t)
+            times[k] = t
+            out[k], qs = pop(q, qs)
             k += 1
-            size = _heap_pop(ht, hv, size)
-    while size > 0:
-        out[k] = hv[0]
-        k += 1
-        size = _heap_pop(ht, hv, size)
-    return out
+            todo -= 1
+    return out[:k], times[:k]
 
 
 @settings(max_examples=200, deadline=None)
-@given(times=st.lists(st.integers(0, 12), min_size=1, max_size=300),
-       pops=st.data())
-def test_event_heap_pops_in_time_then_index_order(times, pops):
-    """The engine's 4-ary heap pops (time, visit) pairs in lexicographic order, ties included:
-    each pop is the least pair still in the heap."""
-    t = np.array(times, float) / 4.0  # many exact ties
-    pops_after = np.array(pops.draw(st.lists(st.integers(0, 3), min_size=len(t),
-                                             max_size=len(t))), np.int64)
-    got = _heap_order(t, pops_after)
+@given(data=st.data(), n=st.integers(1, 400))
+def test_event_queue_pops_in_time_then_index_order(data, n):
+    """The engine's radix queue pops ends of stay in (time, visit) order, ties included: each
+    pop is the least pair still queued, and peek gives its time."""
+    gaps = np.array(data.draw(st.lists(st.sampled_from([0.0, 0.25, 1.0, 0.1]), min_size=n,
+                                       max_size=n)))
+    los = np.array(data.draw(st.lists(st.sampled_from([0.0, 0.25, 0.5, 3.0, 0.3, 1e-9, 40.0]),
+                                      min_size=n, max_size=n)))
+    pops_after = np.array(data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)),
+                          np.int64)
+    got, got_t = _queue_order(gaps, los, pops_after)
     alive: list[tuple[float, int]] = []
-    want = []
-    for i in range(len(t)):
-        alive.append((t[i], i))
-        for _ in range(min(pops_after[i], len(alive))):
+    want, want_t = [], []
+    now = 0.0
+    for i in range(n + 1):
+        if i < n:
+            now += gaps[i]
+            alive.append((now + los[i], i))
+        for _ in range(pops_after[i] if i < n else n):
+            if not alive:
+                break
             alive.sort()
-            want.append(alive.pop(0)[1])
-    want += [v for _, v in sorted(alive)]
+            t, v = alive.pop(0)
+            now = max(now, t)
+            want.append(v)
+            want_t.append(t)
     assert got.tolist() == want
+    assert got_t.tolist() == want_t

@@ -16,79 +16,12 @@ import numpy as np
 from numba import njit
 
 from sim.discharges import hold_days
+from sim.engines.radix_queue import entries_of, new_queue, peek, pop, push
 from sim.engines.trace import FOUND_FULL, LOST, MOVED, OUTLIED, OVERFLOWED, Trace
 
 _QUEUE, _LOSE = 0, 1
 _DRAIN, _OUTLIE = 0, 1  # network.DRAIN / OUTLIE; anything else moves
 _ADMITTED, _QUEUED, _TURNED_AWAY = 0, 1, 2
-
-
-@njit(cache=True, inline="always")
-def _before(t1, v1, t2, v2):
-    """Heap order: earlier time first, then lower visit index (no short-circuit: branch-free)."""
-    return (t1 < t2) | ((t1 == t2) & (v1 < v2))
-
-
-@njit(cache=True, inline="always")
-def _heap_push(ht, hv, size, t, v):
-    """Push (t, v) on a 4-ary min-heap (shallower than a binary heap: fewer cache misses)."""
-    i = size
-    while i > 0:
-        parent = (i - 1) >> 2
-        if not _before(t, v, ht[parent], hv[parent]):
-            break
-        ht[i] = ht[parent]
-        hv[i] = hv[parent]
-        i = parent
-    ht[i] = t
-    hv[i] = v
-    return size + 1
-
-
-@njit(cache=True, inline="always")
-def _heap_pop(ht, hv, size):
-    """Remove the minimum of a 4-ary min-heap; returns the new size.
-
-    Floyd's order: the hole left by the minimum walks down to a leaf by the smaller child (two
-    pairwise picks and a final one, without comparing against the element being placed), then the
-    last element sifts up from there. The element moved is usually a late departure, so it
-    belongs near the leaves: fewer, more predictable comparisons than a plain sift-down.
-    """
-    size -= 1
-    t = ht[size]
-    v = hv[size]
-    i = 0
-    while True:
-        first = 4 * i + 1
-        if first + 3 < size:
-            a = first
-            b = first + 2
-            if _before(ht[first + 1], hv[first + 1], ht[a], hv[a]):
-                a = first + 1
-            if _before(ht[first + 3], hv[first + 3], ht[b], hv[b]):
-                b = first + 3
-            if _before(ht[b], hv[b], ht[a], hv[a]):
-                a = b
-        elif first < size:
-            a = first
-            for c in range(first + 1, size):
-                if _before(ht[c], hv[c], ht[a], hv[a]):
-                    a = c
-        else:
-            break
-        ht[i] = ht[a]
-        hv[i] = hv[a]
-        i = a
-    while i > 0:
-        parent = (i - 1) >> 2
-        if not _before(t, v, ht[parent], hv[parent]):
-            break
-        ht[i] = ht[parent]
-        hv[i] = hv[parent]
-        i = parent
-    ht[i] = t
-    hv[i] = v
-    return size
 
 
 @njit(cache=True)
@@ -143,21 +76,22 @@ def _log(cnt, log_time, log_pool, log_delta, t, k, delta):
 
 
 @njit(cache=True)
-def _reduce(k, t, occ, cap, reduction, move_to, ht, hv, hsize, used_pool, flags, moved_at,
+def _reduce(k, t, occ, cap, reduction, move_to, q, qs, used_pool, flags, moved_at,
             cnt, log_time, log_pool, log_delta):
     """Take pool ``k``'s excess patients out of its beds after a capacity cut (outlie or move):
     those in service with the latest departure, then the highest visit index; each at most once."""
+    keys, visits = entries_of(q, qs)  # departure time bits: ordered as the times (all >= 0)
     excess = occ[k] - cap[k]
     for _ in range(excess):
         best = -1
-        bt = -np.inf
-        for i in range(hsize):
-            v = hv[i]
+        bk = np.int64(-1)
+        for i in range(keys.shape[0]):
+            v = visits[i]
             if used_pool[v] != k or flags[v] & (MOVED | OUTLIED):
                 continue
-            if best < 0 or ht[i] > bt or (ht[i] == bt and v > best):
+            if best < 0 or keys[i] > bk or (keys[i] == bk and v > best):
                 best = v
-                bt = ht[i]
+                bk = keys[i]
         if best < 0:
             return  # nobody left to take out: the rest drain
         occ[k] -= 1
@@ -198,9 +132,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
 
     cnt = np.zeros(1, np.int64)  # entries written to the log
 
-    ht = np.empty(m + 1)
-    hv = np.empty(m + 1, np.int64)
-    hsize = 0
+    q, qs = new_queue(m)  # ends of stay
     stack = np.empty(m + n_pools + 1, np.int64)
 
     ia = 0
@@ -211,7 +143,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
     while True:
         ta = arrival[ia] if ia < n else np.inf
         tc = cc_time[ic] if ic < n_cc else np.inf
-        th = ht[0] if hsize > 0 else np.inf
+        th, qs = peek(q, qs)
         t = min(ta, tc, th)
         if not t < horizon:
             break
@@ -226,11 +158,10 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
             ic += 1
             if reduction[k] != _DRAIN and occ[k] > cap[k]:
                 moved_any = True
-                _reduce(k, t, occ, cap, reduction, move_to, ht, hv, hsize, used_pool, flags,
-                        moved_at, cnt, log_time, log_pool, log_delta)
+                _reduce(k, t, occ, cap, reduction, move_to, q, qs, used_pool, flags, moved_at,
+                        cnt, log_time, log_pool, log_delta)
         elif th <= ta:
-            held = hv[0]
-            hsize = _heap_pop(ht, hv, hsize)
+            held, qs = pop(q, qs)
             if not last_of[held]:
                 w = held + 1
         else:
@@ -251,7 +182,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                 if any_hold:
                     dep = _departure(t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
                                      hold_close, first_weekday)
-                hsize = _heap_push(ht, hv, hsize, dep, w)
+                qs = push(q, qs, dep, w)
             elif outcome == _QUEUED:
                 if q_tail[k] >= 0:
                     q_next[q_tail[k]] = w
@@ -282,7 +213,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                 if any_hold:
                     dep = _departure(t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
                                      hold_close, first_weekday)
-                hsize = _heap_push(ht, hv, hsize, dep, w)
+                qs = push(q, qs, dep, w)
                 if not first_of[w]:
                     kp = (_bed_pool(w - 1, used_pool, flags, move_to) if moved_any
                           else used_pool[w - 1])
