@@ -134,6 +134,7 @@ def time_pipeline(network: Network, replications: int, engine: str = "numba",
         times.engine += t2 - t1
         times.metrics += t3 - t2
         traces.append(trace if keep == "traces" else m)
+        del table, trace  # as in a worker: the next replication reuses this one's memory
     return times, traces
 
 
