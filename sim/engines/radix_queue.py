@@ -145,7 +145,7 @@ def pop(q, qs):
     last, mask, size, free, used, least, entries = qs
     if q[_COUNT] == 0:  # the lowest bucket moves down; its least key becomes the last popped
         last = least
-        least = -1
+        least = _BIG  # the least key moved outside bucket 0: all buckets above hold larger ones
         b = _ctz(mask)
         mask &= ~(np.int64(1) << b)
         c = q[_HEAD + b]
@@ -160,28 +160,34 @@ def pop(q, qs):
                 nb = _bucket(k, last)
                 free, used = _append(q, entries, free, used, nb, k, q[e + 2 * j + 1])
                 mask |= (np.int64(1) << nb) & np.int64(-2)
+                least = k if (nb > 0) & (k < least) else least
             nxt = q[_NEXT + c]
             q[_NEXT + c] = free
             free = c
             c = nxt
             f = CHUNK
+        if least == _BIG:
+            least = -1  # everything moved to bucket 0: the rest, if any, is not scanned yet
     h = q[_HEAD]  # bucket 0 holds equal times: the least visit index goes first
     g = q[_FILL]
-    best = -1
-    v = _BIG
-    c = h
-    f = g
-    while c >= 0:
-        e = entries + 2 * c * CHUNK
-        for j in range(f):
-            if q[e + 2 * j + 1] < v:
-                v = q[e + 2 * j + 1]
-                best = e + 2 * j
-        c = q[_NEXT + c]
-        f = CHUNK
     end = entries + 2 * (h * CHUNK + g - 1)
-    q[best] = q[end]
-    q[best + 1] = q[end + 1]
+    if q[_COUNT] == 1:  # the usual case: no tie
+        v = q[end + 1]
+    else:
+        best = -1
+        v = _BIG
+        c = h
+        f = g
+        while c >= 0:
+            e = entries + 2 * c * CHUNK
+            for j in range(f):
+                if q[e + 2 * j + 1] < v:
+                    v = q[e + 2 * j + 1]
+                    best = e + 2 * j
+            c = q[_NEXT + c]
+            f = CHUNK
+        q[best] = q[end]
+        q[best + 1] = q[end + 1]
     if g == 1:
         nxt = q[_NEXT + h]
         q[_NEXT + h] = free
