@@ -56,14 +56,26 @@ def _departure(t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open, hold
 
 
 @njit(cache=True, inline="always")
-def _bed_pool(v, used_pool, flags, move_to):
-    """The pool whose bed visit ``v`` is in now (-1: an outlier, in no pool's beds)."""
+def _bed_pool(v, k, flags, move_to):
+    """The pool whose bed visit ``v``, given a bed in pool ``k``, is in now (-1: an outlier)."""
     f = flags[v]
     if f & OUTLIED:
         return -1
     if f & MOVED:
-        return move_to[used_pool[v]]
-    return used_pool[v]
+        return move_to[k]
+    return k
+
+
+# An end of stay is queued as (visit << _VISIT) | (pool << 1) | (last visit of its patient), so
+# that a departure needs no look-up in the per-visit arrays (random reads once they outgrow the
+# caches); the visit in the high bits keeps the queue's tie order by visit index.
+_VISIT = 17
+_POOLS = (1 << 16) - 1
+
+
+@njit(cache=True, inline="always")
+def _payload(w, k, last):
+    return (w << _VISIT) | (np.int64(k) << 1) | np.int64(last)
 
 
 @njit(cache=True)
@@ -80,14 +92,14 @@ def _reduce(k, t, occ, cap, reduction, move_to, q, qs, used_pool, flags, moved_a
             cnt, log_time, log_pool, log_delta):
     """Take pool ``k``'s excess patients out of its beds after a capacity cut (outlie or move):
     those in service with the latest departure, then the highest visit index; each at most once."""
-    keys, visits = entries_of(q, qs)  # departure time bits: ordered as the times (all >= 0)
+    keys, payloads = entries_of(q, qs)  # departure time bits: ordered as the times (>= 0)
     excess = occ[k] - cap[k]
     for _ in range(excess):
         best = -1
         bk = np.int64(-1)
         for i in range(keys.shape[0]):
-            v = visits[i]
-            if used_pool[v] != k or flags[v] & (MOVED | OUTLIED):
+            v = payloads[i] >> _VISIT
+            if (payloads[i] >> 1) & _POOLS != k or flags[v] & (MOVED | OUTLIED):
                 continue
             if best < 0 or keys[i] > bk or (keys[i] == bk and v > best):
                 best = v
@@ -150,6 +162,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
         sp = 0
         w = -1  # visit asking for a bed at this event
         held = -1  # visit whose bed is given up if that request does not queue
+        held_pool = -1
         if tc <= th and tc <= ta:
             k = cc_pool[ic]
             stack[sp] = k
@@ -161,8 +174,10 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                 _reduce(k, t, occ, cap, reduction, move_to, q, qs, used_pool, flags, moved_at,
                         cnt, log_time, log_pool, log_delta)
         elif th <= ta:
-            held, qs = pop(q, qs)
-            if not last_of[held]:
+            payload, qs = pop(q, qs)
+            held = payload >> _VISIT
+            held_pool = (payload >> 1) & _POOLS
+            if not payload & 1:
                 w = held + 1
         else:
             p = ia
@@ -182,7 +197,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                 if any_hold:
                     dep = _departure(t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
                                      hold_close, first_weekday)
-                qs = push(q, qs, dep, w)
+                qs = push(q, qs, dep, _payload(w, k, last_of[w]))
             elif outcome == _QUEUED:
                 if q_tail[k] >= 0:
                     q_next[q_tail[k]] = w
@@ -190,7 +205,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                     q_head[k] = w
                 q_tail[k] = w
         if held >= 0 and outcome != _QUEUED:
-            k = _bed_pool(held, used_pool, flags, move_to) if moved_any else used_pool[held]
+            k = _bed_pool(held, held_pool, flags, move_to) if moved_any else held_pool
             leave[held] = t
             if k >= 0:
                 occ[k] -= 1
@@ -213,9 +228,9 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                 if any_hold:
                     dep = _departure(t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
                                      hold_close, first_weekday)
-                qs = push(q, qs, dep, w)
+                qs = push(q, qs, dep, _payload(w, k, last_of[w]))
                 if not first_of[w]:
-                    kp = (_bed_pool(w - 1, used_pool, flags, move_to) if moved_any
+                    kp = (_bed_pool(w - 1, used_pool[w - 1], flags, move_to) if moved_any
                           else used_pool[w - 1])
                     leave[w - 1] = t
                     if kp >= 0:
@@ -232,6 +247,8 @@ def run(network, table) -> Trace:
     Outputs are allocated here by numpy (large arrays get transparent huge pages: fewer page
     faults) and the log is returned as views of its buffers, not copies.
     """
+    if network.n_pools > _POOLS:
+        raise ValueError(f"the engine takes at most {_POOLS} pools, not {network.n_pools}")
     m = table.visit_pool.shape[0]
     used_pool = np.full(m, -1, np.int32)
     request = np.full(m, np.nan)
