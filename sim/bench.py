@@ -194,7 +194,7 @@ def _engines_section(title: str, scenario: Scenario, quick: bool, numba_reps: in
     sec = Section(title)
     network = compile_network(scenario)
     warm(network)
-    nb, _ = time_pipeline(network, numba_reps)
+    nb, _ = time_pipeline(network, numba_reps, keep="metrics")  # no traces held: as a worker
     tables = timed_tables(network, simpy_reps)
     nb_same, nb_traces = time_pipeline(network, simpy_reps, tables=tables)
     sp, sp_traces = time_pipeline(network, simpy_reps, engine="simpy", tables=tables)

@@ -15,9 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from sim.streams import stream
+
+
+def _ndtri(u: float) -> float:
+    """Standard normal quantile (scipy imported here: most runs never need it)."""
+    from scipy.special import ndtri
+
+    return float(ndtri(u))
+
 
 PARAMETER_KEY = 0x5EED  # stream key of parameter draws (cohort keys are CRC32 of names)
 _DISTS = ("uniform", "triangular", "normal", "lognormal")
@@ -57,14 +64,14 @@ class Parameter:
                          else hi - math.sqrt((1 - u) * (hi - lo) * (hi - mode)))
         elif self.dist == "normal":
             mean, sd = self.args
-            value = mean if sd == 0 else mean + sd * float(special.ndtri(u))
+            value = mean if sd == 0 else mean + sd * _ndtri(u)
         else:
             mean, cv = self.args
             if cv == 0:
                 value = mean
             else:
                 sigma = math.sqrt(math.log1p(cv * cv))
-                value = math.exp(math.log(mean) - sigma * sigma / 2 + sigma * float(special.ndtri(u)))
+                value = math.exp(math.log(mean) - sigma * sigma / 2 + sigma * _ndtri(u))
         return float(round(value)) if self.integer else value
 
     def to_spec(self) -> dict[str, Any]:
