@@ -2,8 +2,12 @@
 
 from typing import Any
 
-from sim.experiment import compare, run
-from sim.scenario import ScenarioError, load_scenario
+from sim.compile_cache import use_source_keyed_cache
+
+use_source_keyed_cache()  # before any module below defines a cached numba function
+
+from sim.experiment import compare, run  # noqa: E402
+from sim.scenario import ScenarioError, load_scenario  # noqa: E402
 
 __all__ = ["ScenarioError", "__version__", "compare", "load_scenario", "run"]
 
