@@ -85,6 +85,10 @@ class PipelineTimes:
     def total(self) -> float:
         return self.generate + self.engine + self.metrics
 
+    def __add__(self, other: PipelineTimes) -> PipelineTimes:
+        return PipelineTimes(*(getattr(self, f) + getattr(other, f) for f in
+                               ("replications", "admissions", "generate", "engine", "metrics")))
+
     def per_rep(self, stage: str = "total") -> float:
         return getattr(self, stage) / self.replications
 
@@ -271,11 +275,8 @@ def _scaling_child(quick: bool, factor: float, replications: int,
                           str(factor), str(replications), str(ref_replications)],
                          check=True, capture_output=True, text=True, cwd=ROOT).stdout
     res = json.loads(out.strip().splitlines()[-1])
-    ref = PipelineTimes(**res["before"])
-    after = PipelineTimes(**res["after"])
-    for stage in ("replications", "admissions", "generate", "engine", "metrics"):
-        setattr(ref, stage, getattr(ref, stage) + getattr(after, stage))
-    return PipelineTimes(**res["times"]), ref
+    return (PipelineTimes(**res["times"]),
+            PipelineTimes(**res["before"]) + PipelineTimes(**res["after"]))
 
 
 def bench_scaling(quick: bool = False) -> Section:

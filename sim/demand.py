@@ -423,14 +423,12 @@ def merge(parts: list[tuple[int, CohortPatients]]) -> PatientTable:
     )
 
 
-def admissions(network: Network, seed: int, replication: int,
-               marks: bool | None = None) -> PatientTable:
+def admissions(network: Network, seed: int, replication: int) -> PatientTable:
     """Every cohort's arrivals (and any patients in beds at day 0) merged by time, before
-    interventions. Marks are drawn if ``marks`` (default: if the network has interventions)."""
+    interventions; marks are drawn only if the network has interventions."""
     from sim.census_start import initial_patients
 
-    if marks is None:
-        marks = bool(getattr(network, "interventions", ()))
+    marks = bool(network.interventions)
     parts = initial_patients(network, seed, replication)  # first, so they come first at time 0
     parts += [(c.index, cohort_patients(c, network.horizon, seed, replication, marks))
               for c in network.cohorts]

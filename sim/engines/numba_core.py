@@ -88,8 +88,8 @@ def _log(cnt, log_time, log_pool, log_delta, t, k, delta):
 
 
 @njit(cache=True)
-def _reduce(k, t, occ, cap, reduction, move_to, q, qs, used_pool, flags, moved_at,
-            cnt, log_time, log_pool, log_delta):
+def _reduce(k, t, occ, cap, reduction, move_to, q, qs, flags, moved_at, cnt, log_time, log_pool,
+            log_delta):
     """Take pool ``k``'s excess patients out of its beds after a capacity cut (outlie or move):
     those in service with the latest departure, then the highest visit index; each at most once."""
     keys, payloads = entries_of(q, qs)  # departure time bits: ordered as the times (>= 0)
@@ -171,8 +171,8 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
             ic += 1
             if reduction[k] != _DRAIN and occ[k] > cap[k]:
                 moved_any = True
-                _reduce(k, t, occ, cap, reduction, move_to, q, qs, used_pool, flags, moved_at,
-                        cnt, log_time, log_pool, log_delta)
+                _reduce(k, t, occ, cap, reduction, move_to, q, qs, flags, moved_at, cnt,
+                        log_time, log_pool, log_delta)
         elif th <= ta:
             payload, qs = pop(q, qs)
             held = payload >> _VISIT
