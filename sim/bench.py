@@ -116,7 +116,8 @@ def time_pipeline(network: Network, replications: int, engine: str = "numba",
                   seed: int = SEED, tables: tuple[list, list] | None = None,
                   keep: str = "traces") -> tuple[PipelineTimes, list]:
     """Time table generation, the engine and metrics separately; returns the times and, per
-    replication, its trace (``keep="traces"``) or its metrics (``keep="metrics"``).
+    replication, its trace with its occupancy log (``keep="traces"``) or its metrics
+    (``keep="metrics"``: the engine keeps no log, as in a worker).
 
     ``tables`` (from :func:`timed_tables`) replays given tables, counting their generation time.
     """
@@ -128,7 +129,7 @@ def time_pipeline(network: Network, replications: int, engine: str = "numba",
         t1 = cpu_clock()
         if tables is not None:
             t0 = t1 - tables[1][r]
-        trace = run_engine(engine, network, table)
+        trace = run_engine(engine, network, table, log=keep == "traces")
         t2 = cpu_clock()
         m = replication_metrics(network, table, trace, r)
         t3 = cpu_clock()
@@ -145,7 +146,8 @@ def time_pipeline(network: Network, replications: int, engine: str = "numba",
 def warm(network: Network) -> None:
     """Load (or compile) every jitted function once so timings exclude compilation."""
     table = demand.generate(network, SEED, 10**6)
-    replication_metrics(network, table, run_engine("numba", network, table))
+    for log in (True, False):
+        replication_metrics(network, table, run_engine("numba", network, table, log))
 
 
 def _stage_rows(t: PipelineTimes, label: str) -> list[list[Any]]:
@@ -377,12 +379,12 @@ quick, counts = sys.argv[1] == "1", [int(x) for x in sys.argv[2:]]
 scenario = _baseline(quick)
 net = compile_network(scenario)
 t = demand.generate(net, 1, 999)
-replication_metrics(net, t, run_engine("numba", net, t))
+replication_metrics(net, t, run_engine("numba", net, t, log=False))
 del t
 before = peak_kb()
 tracemalloc.start()
 table = demand.generate(net, 1, 0)
-trace = run_engine("numba", net, table)
+trace = run_engine("numba", net, table, log=False)  # as in a worker
 replication_metrics(net, table, trace)
 peak_one = tracemalloc.get_traced_memory()[1]
 tracemalloc.stop()

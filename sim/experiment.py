@@ -24,7 +24,7 @@ def run_replication(network: Network, seed: int, replication: int, engine: str =
                     target_occupancy: float = 0.95, epsilon: float = 0.05) -> ReplicationMetrics:
     """Generate the patient table, replay it through the engine and measure it."""
     table = demand.generate(network, seed, replication)
-    trace = run_engine(engine, network, table)
+    trace = run_engine(engine, network, table, log=False)
     return replication_metrics(network, table, trace, replication, target_occupancy, epsilon)
 
 

@@ -14,7 +14,7 @@ from numba import njit
 
 from sim.demand import PatientTable
 from sim.discharges import hold_days
-from sim.engines.trace import FOUND_FULL, LOST, MOVED, OUTLIED, OVERFLOWED, Trace
+from sim.engines.trace import FOUND_FULL, LOST, MOVED, OUTLIED, OVERFLOWED, Trace, advance_pool
 from sim.network import Network
 
 STAY_THRESHOLDS = (7, 14, 21, 30)
@@ -53,14 +53,18 @@ class ReplicationMetrics:
 @njit(cache=True)
 def occupancy_path(log_time, log_pool, log_delta, capacity0, cc_time, cc_pool, cc_capacity,
                    warmup, horizon, first_midnight, n_days):
-    """Time-integral of beds in use, time at or over capacity, and midnight census per pool."""
+    """Time-integral of beds in use, time at or over capacity, and midnight census per pool.
+
+    A pool's area is added up to t when its beds change at t (its first log entry at t), every
+    pool's at a capacity change and at the horizon; the numba engine run without a log adds
+    the same terms in the same order, so both give the same sums bit for bit.
+    """
     n_pools = capacity0.shape[0]
     cap = capacity0.copy()
     occ = np.zeros(n_pools, np.int64)
-    area = np.zeros(n_pools)
-    full_time = np.zeros(n_pools)
+    acc = np.zeros((n_pools, 3))  # area, time full, integrated up to (as the engine)
+    acc[:, 2] = warmup
     census = np.zeros((n_pools, n_days), np.int32)
-    last = warmup
     day = 0
     i = 0
     ic = 0
@@ -74,22 +78,19 @@ def occupancy_path(log_time, log_pool, log_delta, capacity0, cc_time, cc_pool, c
             for k in range(n_pools):
                 census[k, day] = occ[k]
             day += 1
-        if t > last:
-            dt = t - last
+        if t >= horizon or t_cc <= t_log:
             for k in range(n_pools):
-                area[k] += occ[k] * dt
-                if occ[k] >= cap[k]:
-                    full_time[k] += dt
-            last = t
-        if t >= horizon:
-            break
-        if t_cc <= t_log:
+                advance_pool(k, t, occ, cap, acc)
+            if t >= horizon:
+                break
             cap[cc_pool[ic]] = cc_capacity[ic]
             ic += 1
         else:
-            occ[log_pool[i]] += log_delta[i]
+            k = log_pool[i]
+            advance_pool(k, t, occ, cap, acc)
+            occ[k] += log_delta[i]
             i += 1
-    return area, full_time, census
+    return acc[:, 0].copy(), acc[:, 1].copy(), census
 
 
 def risk_rule(census: np.ndarray, epsilon: float) -> int:
@@ -290,9 +291,12 @@ def replication_metrics(network: Network, table: PatientTable, trace: Trace, rep
     w, h = network.warmup, network.horizon
     n_pools, n_days = network.n_pools, network.n_days
     first_midnight = float(np.ceil(w))
-    area, full_time, census = occupancy_path(
-        trace.log_time, trace.log_pool, trace.log_delta, network.capacity,
-        network.cc_time, network.cc_pool, network.cc_capacity, w, h, first_midnight, n_days)
+    if trace.path is not None:  # integrated by the engine, which kept no log
+        area, full_time, census = trace.path.area, trace.path.full_time, trace.path.census
+    else:
+        area, full_time, census = occupancy_path(
+            trace.log_time, trace.log_pool, trace.log_delta, network.capacity,
+            network.cc_time, network.cc_pool, network.cc_capacity, w, h, first_midnight, n_days)
     span = h - w
     out = np.zeros((n_pools, len(POOL_METRICS)))
     col = {name: i for i, name in enumerate(POOL_METRICS)}

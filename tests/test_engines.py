@@ -11,6 +11,7 @@ from sim import demand
 from sim.demand import PatientTable
 from sim.engines import numba_core, simpy_model
 from sim.engines.radix_queue import new_queue, peek, pop, push
+from sim.metrics import occupancy_path
 from sim.network import compile_network
 from sim.scenario import scenario_from_dict
 from tests.helpers import two_stage
@@ -73,9 +74,22 @@ def tied_tables(draw, network):
 
 
 def assert_same(network, table):
+    """Both engines give the identical trace, and the numba engine run without a log gives
+    the same visits and, bit for bit, the occupancy path that metrics compute from the log."""
     a = numba_core.run(network, table)
     b = simpy_model.run(network, table)
     assert a.equals(b), a.differences(b)
+    streamed = numba_core.run(network, table, log=False)
+    assert len(streamed.log_time) == 0 and streamed.path is not None
+    for f in ("used_pool", "request", "admit", "leave", "flags", "moved_at"):
+        assert np.array_equal(getattr(a, f), getattr(streamed, f), equal_nan=True), f
+    expected = occupancy_path(a.log_time, a.log_pool, a.log_delta, network.capacity,
+                              network.cc_time, network.cc_pool, network.cc_capacity,
+                              network.warmup, network.horizon, float(np.ceil(network.warmup)),
+                              network.n_days)
+    got = (streamed.path.area, streamed.path.full_time, streamed.path.census)
+    for name, x, y in zip(("area", "full_time", "census"), expected, got, strict=True):
+        assert x.dtype == y.dtype and np.array_equal(x, y), name
     return a
 
 

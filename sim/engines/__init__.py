@@ -8,12 +8,13 @@ from sim.engines.trace import Trace
 ENGINES = ("numba", "simpy")
 
 
-def run_engine(name: str, network, table) -> Trace:
-    """Run the named engine on a patient table."""
+def run_engine(name: str, network, table, log: bool = True) -> Trace:
+    """Run the named engine on a patient table. ``log=False`` lets an engine keep only what the
+    metrics need (the numba engine then integrates the occupancy path instead of logging it)."""
     if name == "numba":
         from sim.engines.numba_core import run
 
-        return run(network, table)
+        return run(network, table, log)
     if name == "simpy":
         from sim.engines.simpy_model import run
 

@@ -17,7 +17,16 @@ from numba import njit
 
 from sim.discharges import hold_days
 from sim.engines.radix_queue import entries_of, new_queue, peek, pop, push
-from sim.engines.trace import FOUND_FULL, LOST, MOVED, OUTLIED, OVERFLOWED, Trace
+from sim.engines.trace import (
+    FOUND_FULL,
+    LOST,
+    MOVED,
+    OUTLIED,
+    OVERFLOWED,
+    OccupancyPath,
+    Trace,
+    advance_pool,
+)
 
 _QUEUE, _LOSE = 0, 1
 _DRAIN, _OUTLIE = 0, 1  # network.DRAIN / OUTLIE; anything else moves
@@ -88,8 +97,8 @@ def _log(cnt, log_time, log_pool, log_delta, t, k, delta):
 
 
 @njit(cache=True)
-def _reduce(k, t, occ, cap, reduction, move_to, q, qs, flags, moved_at, cnt, log_time, log_pool,
-            log_delta):
+def _reduce(k, t, occ, cap, reduction, move_to, q, qs, flags, moved_at, write_log, cnt, log_time,
+            log_pool, log_delta):
     """Take pool ``k``'s excess patients out of its beds after a capacity cut (outlie or move):
     those in service with the latest departure, then the highest visit index; each at most once."""
     keys, payloads = entries_of(q, qs)  # departure time bits: ordered as the times (>= 0)
@@ -107,7 +116,8 @@ def _reduce(k, t, occ, cap, reduction, move_to, q, qs, flags, moved_at, cnt, log
         if best < 0:
             return  # nobody left to take out: the rest drain
         occ[k] -= 1
-        _log(cnt, log_time, log_pool, log_delta, t, k, -1)
+        if write_log:
+            _log(cnt, log_time, log_pool, log_delta, t, k, -1)
         moved_at[best] = t
         if reduction[k] == _OUTLIE:
             flags[best] |= OUTLIED
@@ -115,17 +125,21 @@ def _reduce(k, t, occ, cap, reduction, move_to, q, qs, flags, moved_at, cnt, log
             j = move_to[k]
             flags[best] |= MOVED
             occ[j] += 1
-            _log(cnt, log_time, log_pool, log_delta, t, j, 1)
+            if write_log:
+                _log(cnt, log_time, log_pool, log_delta, t, j, 1)
 
 
 @njit(cache=True)
 def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, overflow_to,
              cc_time, cc_pool, cc_capacity, horizon, reduction, move_to,
              hold_u, hold_on, hold_factor, hold_open, hold_close, first_weekday,
-             used_pool, request, admit, leave, flags, moved_at, log_time, log_pool, log_delta):
+             used_pool, request, admit, leave, flags, moved_at, write_log, log_time, log_pool,
+             log_delta, warmup, first_midnight, area, full_time, census):
     """Replay patients through the pools until ``horizon``, filling the output arrays (see
-    :class:`Trace`; per-visit outputs come in initialised to -1 / NaN / 0, the log arrays hold
-    2m entries, 4m when patients can be moved); returns the number of log entries written."""
+    :class:`Trace`; per-visit outputs come in initialised to -1 / NaN / 0). With ``write_log``
+    the log arrays (2m entries, 4m when patients can be moved) get every bed taken or freed;
+    without, ``area``, ``full_time`` and ``census`` (zeros) get the occupancy path instead, with
+    the arithmetic of metrics.occupancy_path. Returns the number of log entries written."""
     n = arrival.shape[0]
     m = visit_pool.shape[0]
     n_pools = capacity0.shape[0]
@@ -152,18 +166,38 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
     n_cc = cc_time.shape[0]
     moved_any = False  # until a cut moves or outlies someone, every bed is in its used_pool
     any_hold = hold_u.shape[0] > 0
+    n_days = census.shape[1]
+    day = 0
+    acc = np.zeros((n_pools, 3))  # per pool: area, time full, integrated up to (sim.metrics)
+    acc[:, 2] = warmup
     while True:
         ta = arrival[ia] if ia < n else np.inf
         tc = cc_time[ic] if ic < n_cc else np.inf
         th, qs = peek(q, qs)
         t = min(ta, tc, th)
+        # The occupancy path (no log kept), with occupancy_path's arithmetic: midnights before
+        # t take the beds in use now; a pool's area is added up to t before its beds change at
+        # t (``advance_pool``), every pool's at a capacity change and at the horizon.
+        path = not write_log
+        if path:
+            tt = min(t, horizon)
+            while day < n_days and first_midnight + day < tt:
+                for k in range(n_pools):
+                    census[k, day] = occ[k]
+                day += 1
         if not t < horizon:
+            if path:
+                for k in range(n_pools):
+                    advance_pool(k, horizon, occ, cap, acc)
             break
         sp = 0
         w = -1  # visit asking for a bed at this event
         held = -1  # visit whose bed is given up if that request does not queue
         held_pool = -1
         if tc <= th and tc <= ta:
+            if path:
+                for k in range(n_pools):
+                    advance_pool(k, t, occ, cap, acc)
             k = cc_pool[ic]
             stack[sp] = k
             sp += 1
@@ -171,8 +205,8 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
             ic += 1
             if reduction[k] != _DRAIN and occ[k] > cap[k]:
                 moved_any = True
-                _reduce(k, t, occ, cap, reduction, move_to, q, qs, flags, moved_at, cnt,
-                        log_time, log_pool, log_delta)
+                _reduce(k, t, occ, cap, reduction, move_to, q, qs, flags, moved_at, write_log,
+                        cnt, log_time, log_pool, log_delta)
         elif th <= ta:
             payload, qs = pop(q, qs)
             held = payload >> _VISIT
@@ -190,9 +224,12 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
             outcome, k = _choose(w, visit_pool[w], occ, cap, q_head, policy, overflow_to, flags)
             used_pool[w] = k
             if outcome == _ADMITTED:
+                if path:
+                    advance_pool(k, t, occ, cap, acc)
                 occ[k] += 1
                 admit[w] = t
-                _log(cnt, log_time, log_pool, log_delta, t, k, 1)
+                if write_log:
+                    _log(cnt, log_time, log_pool, log_delta, t, k, 1)
                 dep = t + visit_los[w]
                 if any_hold:
                     dep = _departure(t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
@@ -208,8 +245,11 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
             k = _bed_pool(held, held_pool, flags, move_to) if moved_any else held_pool
             # leave[held] = t: written after the loop (_left_at_end_of_stay), in visit order
             if k >= 0:
+                if path:
+                    advance_pool(k, t, occ, cap, acc)
                 occ[k] -= 1
-                _log(cnt, log_time, log_pool, log_delta, t, k, -1)
+                if write_log:
+                    _log(cnt, log_time, log_pool, log_delta, t, k, -1)
                 stack[sp] = k
                 sp += 1
         # Serve queues of pools where beds became free, cascading through blocked transfers.
@@ -221,9 +261,12 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                 q_head[k] = q_next[w]
                 if q_head[k] < 0:
                     q_tail[k] = -1
+                if path:
+                    advance_pool(k, t, occ, cap, acc)
                 occ[k] += 1
                 admit[w] = t
-                _log(cnt, log_time, log_pool, log_delta, t, k, 1)
+                if write_log:
+                    _log(cnt, log_time, log_pool, log_delta, t, k, 1)
                 dep = t + visit_los[w]
                 if any_hold:
                     dep = _departure(t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
@@ -234,10 +277,15 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                           else used_pool[w - 1])
                     leave[w - 1] = t
                     if kp >= 0:
+                        if path:
+                            advance_pool(kp, t, occ, cap, acc)
                         occ[kp] -= 1
-                        _log(cnt, log_time, log_pool, log_delta, t, kp, -1)
+                        if write_log:
+                            _log(cnt, log_time, log_pool, log_delta, t, kp, -1)
                         stack[sp] = kp
                         sp += 1
+    area[:] = acc[:, 0]
+    full_time[:] = acc[:, 1]
     _left_at_end_of_stay(horizon, visit_los, used_pool, admit, leave, flags, last_of, any_hold,
                          hold_u, hold_on, hold_factor, hold_open, hold_close, first_weekday)
     return cnt[0]
@@ -270,8 +318,9 @@ def _left_at_end_of_stay(horizon, visit_los, used_pool, admit, leave, flags, las
         leave[v] = dep
 
 
-def run(network, table) -> Trace:
-    """Run the compiled engine on a patient table.
+def run(network, table, log: bool = True) -> Trace:
+    """Run the compiled engine on a patient table; ``log=False`` keeps no occupancy log but
+    integrates the occupancy path as it runs (``Trace.path``): less memory, one pass fewer.
 
     Outputs are allocated here by numpy (large arrays get transparent huge pages: fewer page
     faults) and the log is returned as views of its buffers, not copies.
@@ -286,19 +335,24 @@ def run(network, table) -> Trace:
     flags = np.zeros(m, np.int8)
     moved_at = np.full(m, np.nan)
     can_move = len(network.cc_time) > 0 and bool((network.reduction != 0).any())
-    n_entries = (4 if can_move else 2) * m
+    n_entries = (4 if can_move else 2) * m if log else 0
     log_time = np.empty(n_entries)
     log_pool = np.empty(n_entries, np.int32)
     log_delta = np.empty(n_entries, np.int8)
     d = network.discharges
     hold_u = table.visit_hold_u if table.visit_hold_u is not None else np.empty(0)
+    n_pools = network.n_pools
+    path = OccupancyPath(np.zeros(n_pools), np.zeros(n_pools),
+                         np.zeros((n_pools, network.n_days if log is False else 0), np.int32))
     n_log = simulate(
         table.arrival, table.visit_start, table.visit_pool, table.visit_los,
         network.capacity, network.policy, network.overflow_to,
         network.cc_time, network.cc_pool, network.cc_capacity, network.horizon,
         network.reduction, network.move_to,
         hold_u, d.on, d.factor, d.open, d.close, d.first_weekday,
-        used_pool, request, admit, leave, flags, moved_at, log_time, log_pool, log_delta,
+        used_pool, request, admit, leave, flags, moved_at, log, log_time, log_pool, log_delta,
+        network.warmup, float(np.ceil(network.warmup)), path.area, path.full_time, path.census,
     )
     return Trace(used_pool, request, admit, leave, flags,
-                 log_time[:n_log], log_pool[:n_log], log_delta[:n_log], moved_at)
+                 log_time[:n_log], log_pool[:n_log], log_delta[:n_log], moved_at,
+                 None if log else path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import numpy as np
+from numba import njit
 
 #: Bits of ``Trace.flags``.
 FOUND_FULL = 1  # the requested pool was full (or had a queue) when the patient asked for a bed
@@ -15,10 +16,21 @@ OUTLIED = 16  # taken out of its pool's beds by a capacity cut, outlying in no p
 
 
 @dataclass
+class OccupancyPath:
+    """Beds in use over the results window, per pool: what the occupancy metrics need of the
+    log, integrated by an engine as it runs when no log is kept (see metrics.occupancy_path)."""
+
+    area: np.ndarray  # float64 [n_pools] time-integral of beds in use over [warmup, horizon)
+    full_time: np.ndarray  # float64 [n_pools] time at or over capacity in the window
+    census: np.ndarray  # int32 [n_pools, n_days] beds in use at each midnight of the window
+
+
+@dataclass
 class Trace:
     """Per-visit outcomes (NaN = did not happen before the horizon) and the occupancy log.
 
-    ``log_time/log_pool/log_delta`` list every bed taken (+1) or freed (-1) in time order.
+    ``log_time/log_pool/log_delta`` list every bed taken (+1) or freed (-1) in time order. An
+    engine asked for no log leaves them empty and gives ``path`` instead.
     """
 
     used_pool: np.ndarray  # int32 [m] pool admitted to, queued at or lost from; -1 never asked
@@ -30,6 +42,7 @@ class Trace:
     log_pool: np.ndarray
     log_delta: np.ndarray
     moved_at: np.ndarray  # float64 [m] time a capacity cut moved or outlied the visit, else NaN
+    path: OccupancyPath | None = None  # set when the engine kept no log
 
     def canonical_log(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The occupancy log sorted by (time, pool, delta): the same path, whatever order the
@@ -39,6 +52,8 @@ class Trace:
 
     def equals(self, other: Trace) -> bool:
         """Exact equality of every visit outcome (NaNs equal) and of the occupancy path."""
+        if self.path is not None or other.path is not None:
+            raise ValueError("compare traces that kept their occupancy log")
         for f in ("used_pool", "request", "admit", "leave", "flags", "moved_at"):
             a, b = getattr(self, f), getattr(other, f)
             if not np.array_equal(a, b, equal_nan=a.dtype.kind == "f"):
@@ -51,6 +66,8 @@ class Trace:
         out = {}
         mine, theirs = self.canonical_log(), other.canonical_log()
         for f in fields(self):
+            if f.name == "path":
+                continue
             a, b = getattr(self, f.name), getattr(other, f.name)
             if f.name.startswith("log_"):
                 i = ("log_time", "log_pool", "log_delta").index(f.name)
@@ -63,3 +80,15 @@ class Trace:
             else:
                 out[f.name] = int((a != b).sum())
         return out
+
+
+@njit(cache=True, inline="always")
+def advance_pool(k, t, occ, cap, acc):
+    """Pool ``k``'s area (``acc[k, 0]``) and time full (``acc[k, 1]``) from ``acc[k, 2]`` up to
+    ``t``, before its beds or capacity change at t. One array for the three: each array argument
+    of an inlined function costs reference counting in the event loop."""
+    dt = t - acc[k, 2]
+    if dt > 0.0:
+        acc[k, 0] += occ[k] * dt
+        acc[k, 1] += dt * np.int64(occ[k] >= cap[k])  # adding 0.0 is exact: no branch
+        acc[k, 2] = t
