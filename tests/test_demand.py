@@ -37,8 +37,8 @@ def test_thinning_accepts_exactly_accept_below_intensity(growth, hourly):
     c, horizon = _cohort(growth, hourly, overdispersion=0.1)
     for rep in range(3):
         draws = demand.candidate_arrivals(c, horizon, 5, rep)
-        day, multiple, times = demand._candidate_times(c, horizon, 5, rep)
-        kept = demand._thin(c, times, draws.accept, day, multiple)
+        day, edges, starts, times = demand._candidate_times(c, horizon, 5, rep)
+        kept = demand._thin(c, times, draws.accept, day, edges, starts)
         np.testing.assert_array_equal(kept, np.flatnonzero(draws.accept < draws.intensity))
         assert 0 < kept.size < times.size
 
@@ -48,14 +48,22 @@ def test_thinning_decides_uniforms_at_the_boundary_exactly():
     not by the approximation (the undecided band goes to pow)."""
     c, horizon = _cohort(0.03, HOURLY)
     draws = demand.candidate_arrivals(c, horizon, 1, 0)
-    day, multiple, times = demand._candidate_times(c, horizon, 1, 0)
-    x = draws.intensity
-    accept = np.concatenate([x, np.nextafter(x, 0.0), np.nextafter(x, 1.0)])
-    t3 = np.concatenate([times, times, times])
-    order = np.argsort(t3, kind="stable")
-    kept = demand._thin(c, t3[order], accept[order], day, multiple)
-    want = np.flatnonzero(accept[order] < np.concatenate([x, x, x])[order])
-    np.testing.assert_array_equal(kept, want)
+    day, edges, starts, times = demand._candidate_times(c, horizon, 1, 0)
+    assert len(starts) > 2  # more than one band: the test covers band floors and widths
+    x = np.clip(draws.intensity, 0.0, np.nextafter(1.0, 0.0))  # uniforms lie in [0, 1)
+    # each band's candidates three times: uniform on, just below and just above its threshold
+    accept, t3, x3, starts3 = [], [], [], [0]
+    for b in range(len(starts) - 1):
+        sl = slice(starts[b], starts[b + 1])
+        order = np.argsort(np.tile(times[sl], 3), kind="stable")
+        accept.append(np.concatenate([x[sl], np.nextafter(x[sl], 0.0),
+                                      np.nextafter(x[sl], 1.0)])[order])
+        t3.append(np.tile(times[sl], 3)[order])
+        x3.append(np.tile(draws.intensity[sl], 3)[order])
+        starts3.append(starts3[-1] + 3 * (starts[b + 1] - starts[b]))
+    accept, t3, x3 = np.concatenate(accept), np.concatenate(t3), np.concatenate(x3)
+    kept = demand._thin(c, t3, accept, day, edges, np.array(starts3))
+    np.testing.assert_array_equal(kept, np.flatnonzero(accept < x3))
 
 
 @settings(max_examples=200, deadline=None)
@@ -69,3 +77,19 @@ def test_pick_is_searchsorted_right(weights, u):
     for x in u:
         want = min(int(np.searchsorted(cum, x, side="right")), len(cum) - 1)
         assert demand._pick(row, len(cum), x) == want
+
+
+@pytest.mark.parametrize("low, high", [(0.0, 0.03), (0.03, 0.6), (-0.2, 0.0)])
+def test_more_intensity_keeps_every_patient_and_adds_some(low, high):
+    """A cohort whose intensity is nowhere lower keeps every patient (same candidate, arrival,
+    pool and stay) and adds some: the bands are fixed and drawn in order (CRN across growth)."""
+    (a, horizon), (b, _) = _cohort(low, HOURLY), _cohort(high, HOURLY)
+    bands = [len(demand._candidate_times(c, horizon, 9, 0)[1]) - 1 for c in (a, b)]
+    assert bands[1] > bands[0] if high > 0.5 else bands[1] >= bands[0]
+    for rep in range(3):
+        pa = demand.cohort_patients(a, horizon, 9, rep)
+        pb = demand.cohort_patients(b, horizon, 9, rep)
+        common = np.isin(pb.candidate, pa.candidate)
+        assert common.sum() == len(pa.candidate) and (~common).sum() > 0
+        for name in ("arrival", "mark", "visit_pool", "visit_los"):
+            np.testing.assert_array_equal(getattr(pb, name)[common], getattr(pa, name))
