@@ -207,8 +207,9 @@ def markdown(settings, risk, crn, phased, command, reps, phased_reps, seed, seco
             "the bed days (38% of acute), which bounds the ratio near sqrt((2 - f) / f), about "
             "2 for f = 0.4 (2.85 was measured on acute demand with 400 replications). Per site "
             "the ratio is lower than for all sites together: a lever's monthly number is fixed "
-            "across its cohorts and sites, not per site. Dementia keeps the lowest ratio: its "
-            "step-up lever removes 36% of its admissions, each with a long and variable stay.",
+            "across its cohorts and sites, not per site. Each ratio is itself uncertain by "
+            "about 10% (both standard errors are estimated from the replications), so the order "
+            "of the smaller ratios means little.",
             "", "## The phased plan per financial year", "",
             "Mean midnight census: beds in use (capacitated) / bed demand (every patient in a bed "
             "at once). Where demand exceeds the beds in use, patients are waiting.", "",
