@@ -133,13 +133,30 @@ def band_edges(bound: float) -> np.ndarray:
 def _dominating(c: CohortNet, horizon: float, seed: int, rep: int):
     """Day factors (with any overdispersion draw), the band edges and the base rate."""
     n_days = int(np.ceil(horizon)) + 1
+    fixed = c.overdispersion == 0
+    if fixed and horizon in _cache(c, "dominating"):
+        return _cache(c, "dominating")[horizon]
     day = c.day_factor[:n_days]
-    if c.overdispersion > 0:
+    if not fixed:
         k = 1.0 / c.overdispersion**2
         day = day * stream(seed, rep, c.key, "days").gamma(k, 1.0 / k, size=n_days)
     growth_max = max(_growth(c, np.array([0.0, horizon])).max(), 1.0)
     bound = day.max() * c.hourly.max() * growth_max
-    return day, band_edges(bound), c.per_year / 365.0
+    out = day, band_edges(bound), c.per_year / 365.0
+    if fixed:  # the same for every replication
+        _cache(c, "dominating")[horizon] = out
+    return out
+
+
+def _cache(c: CohortNet, name: str) -> dict:
+    """A dict kept on the cohort for what depends only on it (CohortNet is frozen; a pure
+    cache, as ``_stage_arrays``)."""
+    attr = f"_{name}_cache"
+    cache = getattr(c, attr, None)
+    if cache is None:
+        cache = {}
+        object.__setattr__(c, attr, cache)
+    return cache
 
 
 @njit(cache=True)
@@ -265,6 +282,13 @@ def _accept_bands(times, accept, starts, edges, day, hourly, use_hourly, use_gro
 
 def _growth_bounds(c: CohortNet, n_days: int) -> tuple[np.ndarray, np.ndarray]:
     """Per day d, bounds of the growth factor on [d, d + 1), widened by ``_GROWTH_MARGIN``."""
+    cache = _cache(c, "growth_bounds")
+    if n_days not in cache:
+        cache[n_days] = _growth_bounds_of(c, n_days)
+    return cache[n_days]
+
+
+def _growth_bounds_of(c: CohortNet, n_days: int) -> tuple[np.ndarray, np.ndarray]:
     at = np.arange(n_days + 1, dtype=np.float64)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         g = _growth(c, at)

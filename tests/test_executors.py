@@ -12,6 +12,7 @@ from sim.executors import (
     Task,
     make_executor,
     split_blocks,
+    start_method,
 )
 from sim.experiment import run_replications
 from sim.metrics import ReplicationMetrics
@@ -63,7 +64,7 @@ def test_block_size_does_not_change_results(reference) -> None:
 
 
 def test_run_replications_any_worker_count(reference) -> None:
-    # jobs=2 goes through ProcessExecutor: spawned workers, one block per replication.
+    # jobs=2 goes through ProcessExecutor: worker processes, one block per replication.
     for jobs in (1, 2):
         assert_identical(reference, run_replications(scenario(), REPS, SEED, jobs=jobs))
 
@@ -90,3 +91,22 @@ def test_make_executor_defaults() -> None:
     ex = make_executor(jobs=3)
     assert isinstance(ex, ProcessExecutor) and ex.workers == 3
     ex.close()  # never started: nothing to shut down
+
+
+def test_workers_are_forked_only_from_a_single_threaded_process(reference) -> None:
+    """Fork (no interpreter start in each worker) only while no other thread could hold a lock;
+    spawned workers give the same results."""
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        assert threading.active_count() > 1 or start_method() == "fork"
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert start_method() == "spawn"
+        assert_identical(collect(ProcessExecutor(2), block_size=2), reference)
+    finally:
+        stop.set()
+        other.join()
