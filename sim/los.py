@@ -538,11 +538,10 @@ def _mixture_slices(u, inner, cum, w_safe, negate):
     for i in range(n):
         x = u[i]
         j = 0
+        for k in range(m):  # a count, not a search: no branch on the uniform (inner is sorted)
+            j += np.int64(inner[k] <= x)
         if x != x:  # NaN sorts after every boundary, as in np.searchsorted
             j = m
-        else:
-            while j < m and inner[j] <= x:
-                j += 1
         y = (x - cum[j]) / w_safe[j]
         if y < 0.0:
             y = 0.0
