@@ -134,8 +134,9 @@ def _dominating(c: CohortNet, horizon: float, seed: int, rep: int):
     """Day factors (with any overdispersion draw), the band edges and the base rate."""
     n_days = int(np.ceil(horizon)) + 1
     fixed = c.overdispersion == 0
-    if fixed and horizon in _cache(c, "dominating"):
-        return _cache(c, "dominating")[horizon]
+    cache = _cache(c, "dominating")
+    if fixed and horizon in cache:
+        return cache[horizon]
     day = c.day_factor[:n_days]
     if not fixed:
         k = 1.0 / c.overdispersion**2
@@ -144,7 +145,7 @@ def _dominating(c: CohortNet, horizon: float, seed: int, rep: int):
     bound = day.max() * c.hourly.max() * growth_max
     out = day, band_edges(bound), c.per_year / 365.0
     if fixed:  # the same for every replication
-        _cache(c, "dominating")[horizon] = out
+        cache[horizon] = out
     return out
 
 
@@ -218,13 +219,7 @@ def candidate_arrivals(c: CohortNet, horizon: float, seed: int, rep: int) -> Coh
     day, edges, starts, times = _candidate_times(c, horizon, seed, rep)
     accept = stream(seed, rep, c.key, "accept").random(len(times))
     use_hourly = not bool(np.all(c.hourly == 1.0))
-    use_growth = c.growth != 0.0
-    growth = _growth(c, times) if use_growth else times[:0]
-    intensity = np.empty(len(times))
-    for b in range(len(edges) - 1):
-        sl = slice(starts[b], starts[b + 1])
-        intensity[sl] = _intensity(times[sl], day, c.hourly, use_hourly, growth[sl] if use_growth
-                                   else growth, use_growth, edges[b], edges[b + 1] - edges[b])
+    intensity = _band_intensity(c, times, np.arange(len(times)), starts, edges, day, use_hourly)
     return CohortDraws(time=times, accept=accept, intensity=intensity)
 
 
@@ -284,22 +279,18 @@ def _growth_bounds(c: CohortNet, n_days: int) -> tuple[np.ndarray, np.ndarray]:
     """Per day d, bounds of the growth factor on [d, d + 1), widened by ``_GROWTH_MARGIN``."""
     cache = _cache(c, "growth_bounds")
     if n_days not in cache:
-        cache[n_days] = _growth_bounds_of(c, n_days)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            g = _growth(c, np.arange(n_days + 1, dtype=np.float64))
+            lo = np.minimum(g[:-1], g[1:]) * (1.0 - _GROWTH_MARGIN)
+            hi = np.maximum(g[:-1], g[1:]) * (1.0 + _GROWTH_MARGIN)
+        cache[n_days] = np.nan_to_num(lo, nan=0.0), np.nan_to_num(hi, nan=np.inf)
     return cache[n_days]
-
-
-def _growth_bounds_of(c: CohortNet, n_days: int) -> tuple[np.ndarray, np.ndarray]:
-    at = np.arange(n_days + 1, dtype=np.float64)
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        g = _growth(c, at)
-        lo = np.minimum(g[:-1], g[1:]) * (1.0 - _GROWTH_MARGIN)
-        hi = np.maximum(g[:-1], g[1:]) * (1.0 + _GROWTH_MARGIN)
-    return np.nan_to_num(lo, nan=0.0), np.nan_to_num(hi, nan=np.inf)
 
 
 def _band_intensity(c: CohortNet, times: np.ndarray, idx: np.ndarray, starts: np.ndarray,
                     edges: np.ndarray, day: np.ndarray, use_hourly: bool) -> np.ndarray:
-    """The exact thresholds (growth by ``pow``) of candidates ``idx``, as candidate_arrivals."""
+    """The exact thresholds (growth by ``pow``) of candidates ``idx``: the definition that
+    :func:`_accept_bands` decides as."""
     band = np.searchsorted(starts, idx, side="right") - 1
     out = np.empty(len(idx))
     use_growth = c.growth != 0.0

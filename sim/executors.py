@@ -135,7 +135,7 @@ def start_method() -> str:
 
 
 class ProcessExecutor(Executor):
-    """A pool of spawned worker processes on this machine."""
+    """A pool of worker processes on this machine (see :func:`start_method`)."""
 
     def __init__(self, jobs: int):
         self.workers = max(1, jobs)

@@ -134,12 +134,12 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
              cc_time, cc_pool, cc_capacity, horizon, reduction, move_to,
              hold_u, hold_on, hold_factor, hold_open, hold_close, first_weekday,
              used_pool, request, admit, leave, flags, moved_at, write_log, log_time, log_pool,
-             log_delta, warmup, first_midnight, area, full_time, census):
+             log_delta, warmup, first_midnight, acc, census):
     """Replay patients through the pools until ``horizon``, filling the output arrays (see
     :class:`Trace`; per-visit outputs come in initialised to -1 / NaN / 0). With ``write_log``
     the log arrays (2m entries, 4m when patients can be moved) get every bed taken or freed;
-    without, ``area``, ``full_time`` and ``census`` (zeros) get the occupancy path instead, with
-    the arithmetic of metrics.occupancy_path. Returns the number of log entries written."""
+    without, ``acc`` (per pool: area, time full, integrated up to) and ``census`` (zeros) get
+    the occupancy path instead, with the arithmetic of metrics.occupancy_path. Returns the number of log entries written."""
     n = arrival.shape[0]
     m = visit_pool.shape[0]
     n_pools = capacity0.shape[0]
@@ -168,8 +168,8 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
     any_hold = hold_u.shape[0] > 0
     n_days = census.shape[1]
     day = 0
-    acc = np.zeros((n_pools, 3))  # per pool: area, time full, integrated up to (sim.metrics)
     acc[:, 2] = warmup
+    path = not write_log
     while True:
         ta = arrival[ia] if ia < n else np.inf
         tc = cc_time[ic] if ic < n_cc else np.inf
@@ -178,7 +178,6 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
         # The occupancy path (no log kept), with occupancy_path's arithmetic: midnights before
         # t take the beds in use now; a pool's area is added up to t before its beds change at
         # t (``advance_pool``), every pool's at a capacity change and at the horizon.
-        path = not write_log
         if path:
             tt = min(t, horizon)
             while day < n_days and first_midnight + day < tt:
@@ -284,8 +283,6 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                             _log(cnt, log_time, log_pool, log_delta, t, kp, -1)
                         stack[sp] = kp
                         sp += 1
-    area[:] = acc[:, 0]
-    full_time[:] = acc[:, 1]
     _left_at_end_of_stay(horizon, visit_los, used_pool, admit, leave, flags, last_of, any_hold,
                          hold_u, hold_on, hold_factor, hold_open, hold_close, first_weekday)
     return cnt[0]
@@ -341,9 +338,8 @@ def run(network, table, log: bool = True) -> Trace:
     log_delta = np.empty(n_entries, np.int8)
     d = network.discharges
     hold_u = table.visit_hold_u if table.visit_hold_u is not None else np.empty(0)
-    n_pools = network.n_pools
-    path = OccupancyPath(np.zeros(n_pools), np.zeros(n_pools),
-                         np.zeros((n_pools, network.n_days if log is False else 0), np.int32))
+    acc = np.zeros((network.n_pools, 3))
+    census = np.zeros((network.n_pools, 0 if log else network.n_days), np.int32)
     n_log = simulate(
         table.arrival, table.visit_start, table.visit_pool, table.visit_los,
         network.capacity, network.policy, network.overflow_to,
@@ -351,8 +347,8 @@ def run(network, table, log: bool = True) -> Trace:
         network.reduction, network.move_to,
         hold_u, d.on, d.factor, d.open, d.close, d.first_weekday,
         used_pool, request, admit, leave, flags, moved_at, log, log_time, log_pool, log_delta,
-        network.warmup, float(np.ceil(network.warmup)), path.area, path.full_time, path.census,
+        network.warmup, float(np.ceil(network.warmup)), acc, census,
     )
     return Trace(used_pool, request, admit, leave, flags,
                  log_time[:n_log], log_pool[:n_log], log_delta[:n_log], moved_at,
-                 None if log else path)
+                 None if log else OccupancyPath(acc[:, 0], acc[:, 1], census))
