@@ -179,8 +179,8 @@ def test_conservation_and_capacity():
 
 
 @njit  # not cached: numba's cache would not notice a change to the inlined queue functions
-def _queue_order(gaps, los, pops_after):
-    """Push visit i at (its arrival + los[i]), arrivals ``gaps`` apart, popping up to
+def _queue_order(gaps, los, ids, pops_after):
+    """Push visit ids[i] at (its arrival + los[i]), arrivals ``gaps`` apart, popping up to
     ``pops_after[i]`` ends of stay after each push (time moves to each one popped, so no end is
     scheduled before the last popped, as in the engine); returns the popped visits and times."""
     n = gaps.shape[0]
@@ -192,7 +192,7 @@ def _queue_order(gaps, los, pops_after):
     for i in range(n + 1):
         if i < n:
             now += gaps[i]
-            qs = push(q, qs, now + los[i], i)
+            qs = push(q, qs, now + los[i], ids[i])
         todo = pops_after[i] if i < n else n
         while todo > 0:
             t, qs = peek(q, qs)
@@ -210,21 +210,23 @@ def _queue_order(gaps, los, pops_after):
 @given(data=st.data(), n=st.integers(1, 400))
 def test_event_queue_pops_in_time_then_index_order(data, n):
     """The engine's radix queue pops ends of stay in (time, visit) order, ties included: each
-    pop is the least pair still queued, and peek gives its time."""
+    pop is the least pair still queued, and peek gives its time. Visits are pushed in any
+    order (the engine pushes a queued patient's visit when a bed frees)."""
     gaps = np.array(data.draw(st.lists(st.sampled_from([0.0, 0.25, 1.0, 0.1]), min_size=n,
                                        max_size=n)))
     los = np.array(data.draw(st.lists(st.sampled_from([0.0, 0.25, 0.5, 3.0, 0.3, 1e-9, 40.0]),
                                       min_size=n, max_size=n)))
     pops_after = np.array(data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)),
                           np.int64)
-    got, got_t = _queue_order(gaps, los, pops_after)
+    ids = np.array(data.draw(st.permutations(range(n))), np.int64)
+    got, got_t = _queue_order(gaps, los, ids, pops_after)
     alive: list[tuple[float, int]] = []
     want, want_t = [], []
     now = 0.0
     for i in range(n + 1):
         if i < n:
             now += gaps[i]
-            alive.append((now + los[i], i))
+            alive.append((now + los[i], int(ids[i])))
         for _ in range(pops_after[i] if i < n else n):
             if not alive:
                 break

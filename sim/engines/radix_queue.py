@@ -2,18 +2,21 @@
 
 Ends of stay are popped in time order and never scheduled before the last one popped, so a
 monotone queue works: keys are the bits of non-negative float64 times (ordered as integers),
-and an entry sits in the bucket of the highest bit where its key differs from the last key
-popped. Popping empties the lowest non-empty bucket into lower ones: sequential copies without
-data-dependent branches, in place of a binary heap's unpredictable comparisons. Buckets are
-linked chunks of ``CHUNK`` entries. Entries with equal times (bucket 0) leave in visit order.
+read as 6-bit digits. An entry sits in the bucket (level, digit) of the highest digit where its
+key differs from the last key popped, and that digit's value; entries equal to the last key
+popped are the *tie run*, kept sorted by visit. Popping, when the tie run is empty, empties the
+least non-empty bucket into lower ones, each entry at least a level down, so an entry moves a
+few times (base 64: about log64 of the queue's size) instead of a binary heap's log2 sift of
+unpredictable comparisons. Entries are linked nodes (key, visit, next) so moving one rewrites
+two links, not the entry.
 
 The queue is one int64 array (:func:`new_queue`; one array, because numba cannot drop the
 reference counting of several arrays passed to inlined functions in a hot loop) and a tuple of
 scalars that every call takes and returns, kept in registers by the compiled caller:
-``(last key popped, bit set of non-empty buckets 1..63, entries, free chunk list, chunks used,
-least key outside bucket 0 or -1 if not known, offset of the entries)``. Array layout: entries
-per bucket, each bucket's chunk being filled, entries in that chunk, next chunk of each chunk
-(its bucket's, or the free list's), then (key, visit) pairs, ``CHUNK`` per chunk.
+``(last key popped, bit set of non-empty levels, entries, free node list, nodes used, least key
+outside the tie run or -1 if not known, tie run start, tie run end)``. Array layout: bucket heads
+(``LEVELS`` x 64), one bit set of non-empty digits per level, the tie run's visits, then three
+int64s per node.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-CHUNK = 32
-N_BUCKETS = 65
-_COUNT, _HEAD, _FILL, _NEXT = 0, N_BUCKETS, 2 * N_BUCKETS, 3 * N_BUCKETS
+DIGIT = 6  # bits per level: 64 buckets a level, one int64 bit set of them
+LEVELS = (64 + DIGIT - 1) // DIGIT
+_BITS = LEVELS * 64  # bit sets of non-empty digits, one per level
+_TIES = _BITS + LEVELS  # the tie run
 _BIG = np.int64(9223372036854775807)
 
 
@@ -62,161 +66,137 @@ def _clz(typingctx, x):
 @njit(cache=True)
 def new_queue(capacity):
     """The array and scalars of an empty queue for at most ``capacity`` entries at once."""
-    n_chunks = capacity // CHUNK + N_BUCKETS + 1
-    entries = _NEXT + n_chunks
-    q = np.empty(entries + 2 * CHUNK * n_chunks, np.int64)
-    q[_COUNT:_HEAD] = 0
-    q[_HEAD:_FILL] = -1
-    q[_FILL:_NEXT] = 0
+    q = np.empty(_TIES + capacity + 3 * (capacity + 1), np.int64)
+    q[:_BITS] = -1
+    q[_BITS:_TIES] = 0
+    nodes = _TIES + capacity
     return q, (np.int64(0), np.int64(0), np.int64(0), np.int64(-1), np.int64(0), np.int64(-1),
-               np.int64(entries))
+               np.int64(0), np.int64(0), np.int64(nodes))
 
 
 @njit(cache=True, inline="always")
-def _bucket(key, last):
-    x = key ^ last
-    return 0 if x == 0 else 64 - _clz(x)
+def _link(q, nodes, node, key, last, lmask):
+    """Put ``node`` (key != last) at the head of its bucket; returns the levels' bit set."""
+    level = (63 - _clz(key ^ last)) // DIGIT
+    digit = (key >> (DIGIT * level)) & 63
+    b = level * 64 + digit
+    q[nodes + 3 * node + 2] = q[b]
+    q[b] = node
+    q[_BITS + level] |= np.int64(1) << digit
+    return lmask | (np.int64(1) << level)
 
 
 @njit(cache=True, inline="always")
-def _append(q, entries, free, used, b, key, v):
-    """Add (key, v) to bucket ``b``; returns the free list head and chunks used."""
-    h = q[_HEAD + b]
-    g = q[_FILL + b]
-    if h < 0 or g == CHUNK:
-        if free >= 0:
-            h = free
-            free = q[_NEXT + h]
-        else:
-            h = used
-            used += 1
-        q[_NEXT + h] = q[_HEAD + b]
-        q[_HEAD + b] = h
-        g = 0
-    e = entries + 2 * (h * CHUNK + g)
-    q[e] = key
-    q[e + 1] = v
-    q[_FILL + b] = g + 1
-    q[_COUNT + b] += 1
-    return free, used
+def _tie(q, lo, hi, v):
+    """Insert visit ``v`` into the sorted tie run [lo, hi); returns its new bounds. The run
+    grows down while it has room there, so it never outgrows the queue's capacity."""
+    if lo > 0:
+        i = lo - 1
+        while i + 1 < hi and q[_TIES + i + 1] < v:
+            q[_TIES + i] = q[_TIES + i + 1]
+            i += 1
+        q[_TIES + i] = v
+        return lo - 1, hi
+    i = hi
+    while i > lo and q[_TIES + i - 1] > v:
+        q[_TIES + i] = q[_TIES + i - 1]
+        i -= 1
+    q[_TIES + i] = v
+    return lo, hi + 1
 
 
 @njit(cache=True, inline="always")
 def push(q, qs, t, v):
     """Schedule visit ``v``'s end of stay at ``t`` (>= 0 and >= the last time popped)."""
-    last, mask, size, free, used, least, entries = qs
+    last, lmask, size, free, used, least, lo, hi, nodes = qs
     key = _bits(t)
-    b = _bucket(key, last)
-    free, used = _append(q, entries, free, used, b, key, v)
-    if b > 0:
-        mask |= np.int64(1) << b
+    if key == last:
+        lo, hi = _tie(q, lo, hi, v)
+    else:
+        if free >= 0:
+            node = free
+            free = q[nodes + 3 * node + 2]
+        else:
+            node = used
+            used += 1
+        q[nodes + 3 * node] = key
+        q[nodes + 3 * node + 1] = v
+        lmask = _link(q, nodes, node, key, last, lmask)
         if least >= 0 and key < least:
             least = key
-    return last, mask, size + 1, free, used, least, entries
+    return last, lmask, size + 1, free, used, least, lo, hi, nodes
 
 
 @njit(cache=True, inline="always")
 def peek(q, qs):
     """Time of the next end of stay (inf if none), and the state (the least key now known)."""
-    last, mask, size, free, used, least, entries = qs
-    if q[_COUNT] > 0:
+    last, lmask, size, free, used, least, lo, hi, nodes = qs
+    if hi > lo:
         return time_of(last), qs
     if size == 0:
         return np.inf, qs
     if least < 0:
-        b = _ctz(mask)
-        c = q[_HEAD + b]
-        f = q[_FILL + b]
+        level = _ctz(lmask)
+        node = q[level * 64 + _ctz(q[_BITS + level])]
         least = _BIG
-        while c >= 0:
-            e = entries + 2 * c * CHUNK
-            for j in range(f):
-                k = q[e + 2 * j]
-                least = k if k < least else least
-            c = q[_NEXT + c]
-            f = CHUNK
-    return time_of(least), (last, mask, size, free, used, least, entries)
+        while node >= 0:
+            k = q[nodes + 3 * node]
+            least = k if k < least else least
+            node = q[nodes + 3 * node + 2]
+    return time_of(least), (last, lmask, size, free, used, least, lo, hi, nodes)
 
 
 @njit(cache=True, inline="always")
 def pop(q, qs):
     """Remove the next end of stay (after :func:`peek`); returns its visit index and the state."""
     _, qs = peek(q, qs)
-    last, mask, size, free, used, least, entries = qs
-    if q[_COUNT] == 0:  # the lowest bucket moves down; its least key becomes the last popped
+    last, lmask, size, free, used, least, lo, hi, nodes = qs
+    if hi == lo:  # the least bucket moves down; its least key becomes the last popped
         last = least
-        least = _BIG  # the least key moved outside bucket 0: all buckets above hold larger ones
-        b = _ctz(mask)
-        mask &= ~(np.int64(1) << b)
-        c = q[_HEAD + b]
-        f = q[_FILL + b]
-        q[_HEAD + b] = -1
-        q[_FILL + b] = 0
-        q[_COUNT + b] = 0
-        while c >= 0:
-            e = entries + 2 * c * CHUNK
-            for j in range(f):
-                k = q[e + 2 * j]
-                nb = _bucket(k, last)
-                free, used = _append(q, entries, free, used, nb, k, q[e + 2 * j + 1])
-                mask |= (np.int64(1) << nb) & np.int64(-2)
-                least = k if (nb > 0) & (k < least) else least
-            nxt = q[_NEXT + c]
-            q[_NEXT + c] = free
-            free = c
-            c = nxt
-            f = CHUNK
-        if least == _BIG:
-            least = -1  # everything moved to bucket 0: the rest, if any, is not scanned yet
-    h = q[_HEAD]  # bucket 0 holds equal times: the least visit index goes first
-    g = q[_FILL]
-    end = entries + 2 * (h * CHUNK + g - 1)
-    if q[_COUNT] == 1:  # the usual case: no tie
-        v = q[end + 1]
-    else:
-        best = -1
-        v = _BIG
-        c = h
-        f = g
-        while c >= 0:
-            e = entries + 2 * c * CHUNK
-            for j in range(f):
-                if q[e + 2 * j + 1] < v:
-                    v = q[e + 2 * j + 1]
-                    best = e + 2 * j
-            c = q[_NEXT + c]
-            f = CHUNK
-        q[best] = q[end]
-        q[best + 1] = q[end + 1]
-    if g == 1:
-        nxt = q[_NEXT + h]
-        q[_NEXT + h] = free
-        free = h
-        q[_HEAD] = nxt
-        q[_FILL] = CHUNK if nxt >= 0 else 0
-    else:
-        q[_FILL] = g - 1
-    q[_COUNT] -= 1
-    return v, (last, mask, size - 1, free, used, least, entries)
+        least = -1
+        level = _ctz(lmask)
+        bits = q[_BITS + level]
+        b = level * 64 + _ctz(bits)
+        bits &= bits - 1
+        q[_BITS + level] = bits
+        if bits == 0:
+            lmask &= lmask - 1
+        node = q[b]
+        q[b] = -1
+        lo = hi = np.int64(0)
+        while node >= 0:
+            nxt = q[nodes + 3 * node + 2]
+            k = q[nodes + 3 * node]
+            if k == last:
+                q[_TIES + hi] = q[nodes + 3 * node + 1]
+                hi += 1
+                q[nodes + 3 * node + 2] = free
+                free = node
+            else:
+                lmask = _link(q, nodes, node, k, last, lmask)
+            node = nxt
+        if hi > 1:
+            q[_TIES:_TIES + hi].sort()
+    v = q[_TIES + lo]
+    return v, (last, lmask, size - 1, free, used, least, lo + 1, hi, nodes)
 
 
 @njit(cache=True)
 def entries_of(q, qs):
     """Every queued (key, visit) pair, as two arrays (in no particular order)."""
-    entries = qs[6]
-    n = qs[2]
+    last, _, n, _, _, _, lo, hi, nodes = qs
     keys = np.empty(n, np.int64)
     visits = np.empty(n, np.int64)
     i = 0
-    for b in range(N_BUCKETS):
-        c = q[_HEAD + b]
-        f = q[_FILL + b]
-        while c >= 0:
-            e = entries + 2 * c * CHUNK
-            for j in range(f):
-                keys[i] = q[e + 2 * j]
-                visits[i] = q[e + 2 * j + 1]
-                i += 1
-            c = q[_NEXT + c]
-            f = CHUNK
+    for j in range(lo, hi):
+        keys[i] = last
+        visits[i] = q[_TIES + j]
+        i += 1
+    for b in range(_BITS):
+        node = q[b]
+        while node >= 0:
+            keys[i] = q[nodes + 3 * node]
+            visits[i] = q[nodes + 3 * node + 1]
+            i += 1
+            node = q[nodes + 3 * node + 2]
     return keys, visits
