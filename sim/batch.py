@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from sim.executors import Task, make_executor, split_blocks
 from sim.metrics import POOL_METRICS, ReplicationMetrics
-from sim.results import mean_ci, write_atomic
+from sim.results import mean_ci, npz_bytes, write_atomic
 from sim.scenario import Problem, Scenario, ScenarioError, load_scenario
 
 _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -344,9 +344,7 @@ def _pack(metrics: list[ReplicationMetrics], key: str) -> bytes:
         "unconstrained_census": np.stack([m.unconstrained_census for m in metrics]),
     }
     meta = json.dumps({"key": key, "sha256": _checksum(arrays)}).encode()
-    buf = io.BytesIO()
-    np.savez_compressed(buf, meta=np.frombuffer(meta, np.uint8), **arrays)
-    return buf.getvalue()
+    return npz_bytes({"meta": np.frombuffer(meta, np.uint8), **arrays})
 
 
 def _unpack(path: Path, key: str) -> list[ReplicationMetrics] | None:

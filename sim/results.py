@@ -30,6 +30,20 @@ def _t_quantile(p: float, df: int) -> np.float64:
     return np.float64(special.stdtrit(df, p))
 
 
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An ``.npz`` archive (read by ``np.load``) of the arrays, deflated at level 1: about as
+    small as ``np.savez_compressed``'s level 6 on census counts, and several times faster."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for name, a in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(a), allow_pickle=False)
+    return buf.getvalue()
+
+
 def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     """Mean and two-sided t confidence interval across replications (NaN CI for one value)."""
     values = np.asarray(values, dtype=float)
@@ -135,13 +149,45 @@ class Results:
         """Daily midnight census per pool per replication (long format, with calendar date)."""
         import pandas as pd  # late import: pandas only for tables
 
+        r, p, d, days = self._census_index()
+        start = pd.Timestamp(self.scenario.start)
+        day_dates = (start + pd.to_timedelta(days, unit="D")).date  # one date object a day
+        return pd.DataFrame({"replication": r, "pool": np.array(self.pool_names)[p],
+                             "day": days[d], "date": day_dates[d],
+                             "census": self.census_days.ravel()})
+
+    def _census_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Replication, pool and day position of each census value (C order), and the days."""
         n_rep, n_pool, n_days = self.census_days.shape
         first = int(math.ceil(self.scenario.warmup_days))
         days = np.arange(first, first + n_days)
-        r, p, d = np.meshgrid(np.arange(n_rep), np.arange(n_pool), days, indexing="ij")
-        dates = pd.Timestamp(self.scenario.start) + pd.to_timedelta(d.ravel(), unit="D")
-        return pd.DataFrame({"replication": r.ravel(), "pool": np.array(self.pool_names)[p.ravel()],
-                             "day": d.ravel(), "date": dates.date, "census": self.census_days.ravel()})
+        r = np.repeat(np.arange(n_rep), n_pool * n_days)
+        p = np.tile(np.repeat(np.arange(n_pool, dtype=np.int32), n_days), n_rep)
+        d = np.tile(np.arange(n_days), n_rep * n_pool)
+        return r, p, d, days
+
+    def census_csv(self) -> bytes:
+        """``census.csv``: the :meth:`census` table as pandas writes it (same bytes), written by
+        pyarrow when no pool name needs quoting (10x faster: 2.2M rows at 1,000 replications)."""
+        if any(ch in name for name in self.pool_names for ch in ',"\r\n'):
+            return self.census().to_csv(index=False).encode()
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+
+        r, p, d, days = self._census_index()
+        dates = np.datetime64(self.scenario.start.isoformat(), "D") + days
+        table = pa.table({
+            "replication": r,
+            "pool": pa.DictionaryArray.from_arrays(p, pa.array(self.pool_names)),
+            "day": days[d],
+            "date": pa.array(dates[d]),
+            "census": self.census_days.ravel(),
+        })
+        buf = pa.BufferOutputStream()
+        buf.write(b"replication,pool,day,date,census\n")
+        pa_csv.write_csv(table, buf, pa_csv.WriteOptions(include_header=False,
+                                                         quoting_style="none"))
+        return buf.getvalue().to_pybytes()
 
     def beds_needed(self, pool: str) -> dict[str, Any]:
         """The STP rule and the risk rule side by side for one pool."""
@@ -199,14 +245,10 @@ class Results:
         write_atomic(out / "summary.json", json.dumps(self.summary_json(), indent=2))
         write_atomic(out / "summary.csv", self.summary().to_csv(index=False))
         write_atomic(out / "replications.csv", self.replications_frame().to_csv(index=False))
-        write_atomic(out / "census.csv", self.census().to_csv(index=False))
+        write_atomic(out / "census.csv", self.census_csv())
         arrays = {"pool_values": self.pool_values, "cohort_admissions": self.cohort_admissions,
                   "census_days": self.census_days, "unconstrained_census": self.unconstrained_census}
-        import io
-
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
-        write_atomic(out / "arrays.npz", buf.getvalue())
+        write_atomic(out / "arrays.npz", npz_bytes(arrays))
         return out
 
     @classmethod
