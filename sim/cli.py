@@ -155,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         results.save(args.out, manifest_extra=extra)
         from sim import plots
 
-        plots.write_run_plots(results, Path(args.out))
+        plots.write_run_plots(results, Path(args.out), args.jobs)
     if args.json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return 0

@@ -50,6 +50,20 @@ def test_run_writes_every_plot_of_every_pool(baseline_run):
     assert not list(baseline_run.glob(".*.tmp")), "no temporary file may be left behind"
 
 
+def test_forked_renderers_write_the_same_plots(baseline_run, tmp_path):
+    """Plots rendered by two forked processes (where this process may fork) are the files
+    written by one (the run folder's, from `--jobs 1`)."""
+    from sim.executors import start_method
+
+    results = sim.results.Results.load(baseline_run)
+    paths = plots.write_run_plots(results, tmp_path, jobs=2)
+    assert len(paths) == 3 * len(results.pool_names)
+    for path in paths:
+        assert path.read_bytes() == (baseline_run / path.name).read_bytes(), path.name
+    if start_method() != "fork":
+        pytest.skip("this process may not fork: only the one-process path ran")
+
+
 def changing_capacity(capacity: int = 30) -> sim.scenario.Scenario:
     return scenario_from_dict({
         "name": "changes", "start": "2020-01-01", "warmup_days": 30, "run_days": 200,
