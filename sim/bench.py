@@ -17,6 +17,7 @@ import platform
 import pstats
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -339,15 +340,20 @@ def bench_parallel(quick: bool = False) -> Section:
     speedup = sec.figures["jobs1_wall_s"] / sec.figures["jobs2_wall_s"]
     sec.figures["speedup_2_jobs"] = speedup
     cfg = str(BASELINE.relative_to(ROOT))
-    commands = [("`bedflow run` 1 replication", ["-n", "1"])]
+    commands = [("`bedflow run` 1 replication", ["-n", "1"], False)]
     if not quick:
-        commands.insert(0, ("`bedflow run` 1000 replications, 2 jobs", ["-n", "1000", "-j", "2"]))
-    for label, args in commands:
-        wall = _cli_wall(["run", cfg, "-q", "--json", *args])
+        commands.insert(0, ("`bedflow run` 1000 replications, 2 jobs", ["-n", "1000", "-j", "2"],
+                            False))
+        commands.append(("`bedflow run --out` 1000 replications, 2 jobs (run folder: tables, "
+                         "18 plots)", ["-n", "1000", "-j", "2"], True))
+    for label, args, folder in commands:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = ["--out", str(Path(tmp) / "run")] if folder else []
+            wall = _cli_wall(["run", cfg, "-q", "--json", *args, *out])
         reps = int(args[1])
         rows.append([label + " (wall, fresh process, cached compile)", reps, wall, wall / reps,
                      ""])
-        sec.figures[f"cli_{reps}_reps_wall_s"] = wall
+        sec.figures[f"cli_{reps}_reps{'_out' if folder else ''}_wall_s"] = wall
     sec.lines.append(f"Scenario `{scenario.name}`; sim.run rows include worker start-up; "
                      f"jobs=1 and jobs=2 results identical: {'yes' if same else 'NO'}; "
                      f"speed-up with 2 jobs: {speedup:.2f}x. CLI rows use the full baseline.")
@@ -575,14 +581,16 @@ def bench_single_pool(quick: bool = False) -> Section:
 
 
 def bench_profile(quick: bool = False) -> Section:
-    """Where one Derbyshire replication spends its time (cProfile, top functions)."""
-    sec = Section("Profile: Derbyshire baseline replication (cProfile, top by own time)")
+    """Where one Derbyshire replication spends its time as a worker runs it (no occupancy log;
+    cProfile, top functions)."""
+    sec = Section("Profile: Derbyshire baseline replication as in a worker (cProfile, top by "
+                  "own time)")
     network = compile_network(_baseline(quick))
     warm(network)
     n = 2 if quick else 20
     prof = cProfile.Profile()
     prof.enable()
-    time_pipeline(network, n)
+    time_pipeline(network, n, keep="metrics")
     prof.disable()
     stats = pstats.Stats(prof, stream=io.StringIO())
     total = stats.total_tt
