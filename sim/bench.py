@@ -115,16 +115,17 @@ def timed_tables(network: Network, replications: int, seed: int = SEED) -> tuple
 
 def time_pipeline(network: Network, replications: int, engine: str = "numba",
                   seed: int = SEED, tables: tuple[list, list] | None = None,
-                  keep: str = "traces") -> tuple[PipelineTimes, list]:
+                  keep: str = "traces", first: int = 0) -> tuple[PipelineTimes, list]:
     """Time table generation, the engine and metrics separately; returns the times and, per
     replication, its trace with its occupancy log (``keep="traces"``) or its metrics
     (``keep="metrics"``: the engine keeps no log, as in a worker).
 
-    ``tables`` (from :func:`timed_tables`) replays given tables, counting their generation time.
+    ``tables`` (from :func:`timed_tables`) replays given tables, counting their generation time;
+    otherwise replications ``first``, ``first + 1``, ... are generated.
     """
     times = PipelineTimes()
     traces = []
-    for r in range(replications):
+    for r in range(first, first + replications) if tables is None else range(replications):
         t0 = cpu_clock()
         table = tables[0][r] if tables is not None else demand.generate(network, seed, r)
         t1 = cpu_clock()
@@ -521,14 +522,6 @@ def bench_single_pool(quick: bool = False) -> Section:
     reps = {"numba": 4 if quick else 10, "simpy": 4 if quick else 10, "ciw": 3 if quick else 10}
     network = compile_network(single_pool_scenario(days["numba"]))
     warm(network)
-    times, metrics = time_pipeline(network, reps["numba"], keep="metrics")
-    nb_waits = [float(m.pool[0, POOL_METRICS.index("mean_wait_days")]) for m in metrics]
-    rows = [["numba (table + engine + metrics)", reps["numba"], days["numba"],
-             times.admissions / times.replications, times.per_rep("total"), times.rate("total")],
-            ["numba engine only", reps["numba"], days["numba"],
-             times.admissions / times.replications, times.per_rep("engine"), times.rate("engine")]]
-    waits = {"numba": _mc(nb_waits)}
-    rates = {"numba": times.rate("total"), "numba_engine": times.rate("engine")}
     runners: dict[str, Callable[[float, int], tuple[float, int]]] = {"simpy": simpy_resource_run}
     try:
         import ciw  # noqa: F401
@@ -536,19 +529,37 @@ def bench_single_pool(quick: bool = False) -> Section:
         runners["ciw"] = ciw_run
     except ImportError:
         sec.lines.append("Ciw not installed (`pip install -e .[bench]`): Ciw rows skipped.")
-    for name, runner in runners.items():
-        ws, adm, wall = [], 0, 0.0
-        for r in range(reps[name]):
-            t0 = cpu_clock()
-            w, a = runner(days[name], 1000 + r)
-            wall += cpu_clock() - t0
-            ws.append(w)
-            adm += a
-        waits[name] = _mc(ws)
-        rates[name] = adm / wall
+    # Replication r of every model in turn, so that all of them see the machine in the same
+    # state (it changes within minutes on shared cores) and their ratios compare like with like.
+    times = PipelineTimes()
+    nb_waits: list[float] = []
+    ws: dict[str, list[float]] = {name: [] for name in runners}
+    adm = dict.fromkeys(runners, 0)
+    wall = dict.fromkeys(runners, 0.0)
+    for r in range(max(reps.values())):
+        if r < reps["numba"]:
+            t, metrics = time_pipeline(network, 1, keep="metrics", first=r)
+            times = times + t
+            nb_waits.append(float(metrics[0].pool[0, POOL_METRICS.index("mean_wait_days")]))
+        for name, runner in runners.items():
+            if r < reps[name]:
+                t0 = cpu_clock()
+                w, a = runner(days[name], 1000 + r)
+                wall[name] += cpu_clock() - t0
+                ws[name].append(w)
+                adm[name] += a
+    rows = [["numba (table + engine + metrics)", reps["numba"], days["numba"],
+             times.admissions / times.replications, times.per_rep("total"), times.rate("total")],
+            ["numba engine only", reps["numba"], days["numba"],
+             times.admissions / times.replications, times.per_rep("engine"), times.rate("engine")]]
+    waits = {"numba": _mc(nb_waits)}
+    rates = {"numba": times.rate("total"), "numba_engine": times.rate("engine")}
+    for name in runners:
+        waits[name] = _mc(ws[name])
+        rates[name] = adm[name] / wall[name]
         label = "plain SimPy (simpy.Resource)" if name == "simpy" else "Ciw"
-        rows.append([label, reps[name], days[name], adm / reps[name], wall / reps[name],
-                     rates[name]])
+        rows.append([label, reps[name], days[name], adm[name] / reps[name],
+                     wall[name] / reps[name], rates[name]])
     theory = erlang_c_wait(SP_BEDS, SP_RATE, SP_LOS)
     agree_rows = []
     agree = True
@@ -562,7 +573,8 @@ def bench_single_pool(quick: bool = False) -> Section:
     sec.lines.append(f"M/M/{SP_BEDS} queue, load {SP_RHO}, mean stay {SP_LOS} days, warm-up "
                      f"{SP_WARMUP:g} days; Erlang C mean wait {theory * 24:.3f} h. Agreement: "
                      f"|z| < 4 against numba and against theory, with standard errors across "
-                     f"replications.")
+                     f"replications. Timed by turns: replication r of numba, then of SimPy, then "
+                     f"of Ciw, so that every ratio compares runs made minutes apart at most.")
     sec.lines.append("")
     sec.table(["model", "reps", "mean wait h", "s.e. h", "z vs numba", "z vs Erlang C",
                "agrees"], agree_rows)
