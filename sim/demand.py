@@ -150,8 +150,8 @@ def _dominating(c: CohortNet, horizon: float, seed: int, rep: int):
 
 
 def _cache(c: CohortNet, name: str) -> dict:
-    """A dict kept on the cohort for what depends only on it (CohortNet is frozen; a pure
-    cache, as ``_stage_arrays``)."""
+    """A dict kept on the cohort for what depends only on it (CohortNet is frozen; these are
+    pure caches)."""
     attr = f"_{name}_cache"
     cache = getattr(c, attr, None)
     if cache is None:
@@ -365,9 +365,9 @@ def _walk(cand, routing, los_u, pool_index, pool_cum, pool_len, next_target, nex
 
 def _stage_arrays(c: CohortNet):
     """Stage pool choices and routing of a cohort as padded 2-d arrays (cached on the cohort)."""
-    cached = getattr(c, "_stage_arrays", None)
-    if cached is not None:
-        return cached
+    cache = _cache(c, "stage_arrays")
+    if cache:
+        return cache["arrays"]
     st = c.stages
     width_p = max(len(s.pool_index) for s in st)
     width_n = max(len(s.next_target) for s in st)
@@ -382,7 +382,7 @@ def _stage_arrays(c: CohortNet):
         next_cum[j, : len(s.next_cum)] = s.next_cum
     out = (pool_index, pool_cum, np.array([len(s.pool_index) for s in st], np.int64),
            next_target, next_cum, np.array([len(s.next_target) for s in st], np.int64))
-    object.__setattr__(c, "_stage_arrays", out)  # CohortNet is frozen; this is a pure cache
+    cache["arrays"] = out
     return out
 
 

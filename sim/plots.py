@@ -397,9 +397,12 @@ def run_figures(results):
 _FORKED_RESULTS = None  # the results a forked renderer inherits (see write_run_plots)
 
 
+def _render(results, pool: str, name: str) -> bytes:
+    return png_bytes(RUN_PLOTS[name](results, pool))
+
+
 def _render_forked(key: tuple[str, str]) -> bytes:
-    pool, name = key
-    return png_bytes(RUN_PLOTS[name](_FORKED_RESULTS, pool))
+    return _render(_FORKED_RESULTS, *key)
 
 
 def write_run_plots(results, out: str | Path, jobs: int | None = None) -> list[Path]:
@@ -425,9 +428,8 @@ def write_run_plots(results, out: str | Path, jobs: int | None = None) -> list[P
         finally:
             _FORKED_RESULTS = None
     else:
-        pngs = [png_bytes(RUN_PLOTS[name](results, pool)) for pool, name in keys]
-    paths = []
-    for (pool, name), png in zip(keys, pngs, strict=True):
-        write_atomic(Path(out) / f"{name}_{pool}.png", png)
-        paths.append(Path(out) / f"{name}_{pool}.png")
+        pngs = [_render(results, pool, name) for pool, name in keys]
+    paths = [Path(out) / f"{name}_{pool}.png" for pool, name in keys]
+    for path, png in zip(paths, pngs, strict=True):
+        write_atomic(path, png)
     return paths

@@ -139,7 +139,8 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
     :class:`Trace`; per-visit outputs come in initialised to -1 / NaN / 0). With ``write_log``
     the log arrays (2m entries, 4m when patients can be moved) get every bed taken or freed;
     without, ``acc`` (per pool: area, time full, integrated up to) and ``census`` (zeros) get
-    the occupancy path instead, with the arithmetic of metrics.occupancy_path. Returns the number of log entries written."""
+    the occupancy path instead, with the arithmetic of metrics.occupancy_path. Returns the
+    number of log entries written."""
     n = arrival.shape[0]
     m = visit_pool.shape[0]
     n_pools = capacity0.shape[0]
