@@ -341,20 +341,28 @@ def bench_parallel(quick: bool = False) -> Section:
     speedup = sec.figures["jobs1_wall_s"] / sec.figures["jobs2_wall_s"]
     sec.figures["speedup_2_jobs"] = speedup
     cfg = str(BASELINE.relative_to(ROOT))
-    commands = [("`bedflow run` 1 replication", ["-n", "1"], False)]
+    # (label, arguments, with a run folder, times run): the 1000-replication command is run
+    # three times, as its wall time moves with the state of the shared machine
+    commands = [("`bedflow run` 1 replication", ["-n", "1"], False, 1)]
     if not quick:
         commands.insert(0, ("`bedflow run` 1000 replications, 2 jobs", ["-n", "1000", "-j", "2"],
-                            False))
+                            False, 3))
         commands.append(("`bedflow run --out` 1000 replications, 2 jobs (run folder: tables, "
-                         "18 plots)", ["-n", "1000", "-j", "2"], True))
-    for label, args, folder in commands:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = ["--out", str(Path(tmp) / "run")] if folder else []
-            wall = _cli_wall(["run", cfg, "-q", "--json", *args, *out])
-        reps = int(args[1])
-        rows.append([label + " (wall, fresh process, cached compile)", reps, wall, wall / reps,
-                     ""])
-        sec.figures[f"cli_{reps}_reps{'_out' if folder else ''}_wall_s"] = wall
+                         "18 plots)", ["-n", "1000", "-j", "2"], True, 1))
+    for label, args, folder, times in commands:
+        walls = []
+        for i in range(times):
+            with tempfile.TemporaryDirectory() as tmp:
+                out = ["--out", str(Path(tmp) / "run")] if folder else []
+                walls.append(_cli_wall(["run", cfg, "-q", "--json", *args, *out]))
+            reps = int(args[1])
+            run_label = f", run {i + 1} of {times}" if times > 1 else ""
+            rows.append([f"{label} (wall, fresh process, cached compile{run_label})", reps,
+                         walls[-1], walls[-1] / reps, ""])
+        name = f"cli_{reps}_reps{'_out' if folder else ''}_wall_s"
+        sec.figures[name] = float(np.median(walls))
+        if times > 1:
+            sec.figures[name.replace("_wall_s", "_wall_max_s")] = max(walls)
     sec.lines.append(f"Scenario `{scenario.name}`; sim.run rows include worker start-up; "
                      f"jobs=1 and jobs=2 results identical: {'yes' if same else 'NO'}; "
                      f"speed-up with 2 jobs: {speedup:.2f}x. CLI rows use the full baseline.")
