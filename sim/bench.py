@@ -350,12 +350,12 @@ def bench_parallel(quick: bool = False) -> Section:
         commands.append(("`bedflow run --out` 1000 replications, 2 jobs (run folder: tables, "
                          "18 plots)", ["-n", "1000", "-j", "2"], True, 1))
     for label, args, folder, times in commands:
+        reps = int(args[1])
         walls = []
         for i in range(times):
             with tempfile.TemporaryDirectory() as tmp:
                 out = ["--out", str(Path(tmp) / "run")] if folder else []
                 walls.append(_cli_wall(["run", cfg, "-q", "--json", *args, *out]))
-            reps = int(args[1])
             run_label = f", run {i + 1} of {times}" if times > 1 else ""
             rows.append([f"{label} (wall, fresh process, cached compile{run_label})", reps,
                          walls[-1], walls[-1] / reps, ""])
