@@ -150,3 +150,28 @@ def test_merge_orders_like_lexsort_of_time_cohort_candidate(data):
     for p, src in enumerate(order):
         assert np.array_equal(table.visit_pool[table.visit_start[p]:table.visit_start[p + 1]],
                               visits[src])
+
+
+_NANS = [float(np.array([b], np.int64).view(np.float64)[0])
+         for b in (0x7FF8000000000001, 0x7FF0000000000001, 0x7FF8000000000000)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.floats(allow_nan=True), st.sampled_from(
+    [0.0, -0.0, np.inf, 5e-324, 1.0, *_NANS])), max_size=8), min_size=1, max_size=4))
+def test_merge_orders_any_times_as_a_stable_sort_of_floats(times):
+    """The merge sorts by the times' bits when they allow it (+0.0 to +inf): the order is that
+    of a stable float sort whatever the values (negative zero, NaNs of any payload, negatives,
+    subnormals)."""
+    parts = [(ci, demand.CohortPatients(
+        arrival=np.array(t, dtype=float), candidate=np.arange(len(t), dtype=np.int64),
+        mark=np.full(len(t), np.nan), exit=np.full(len(t), -1, np.int8),
+        counts=np.ones(len(t), np.int64), visit_pool=np.full(len(t), ci, np.int32),
+        visit_los=np.arange(len(t), dtype=float), visit_stage=np.zeros(len(t), np.int32)))
+        for ci, t in enumerate(times)]
+    table = demand.merge(parts)
+    arrival = np.concatenate([p.arrival for _, p in parts])
+    order = np.argsort(arrival, kind="stable")
+    assert np.array_equal(table.arrival.view(np.int64), arrival[order].view(np.int64))
+    assert np.array_equal(table.cohort, np.concatenate([p.visit_pool for _, p in parts])[order])
+    assert np.array_equal(table.candidate, np.concatenate([p.candidate for _, p in parts])[order])
