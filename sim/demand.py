@@ -224,24 +224,25 @@ def candidate_arrivals(c: CohortNet, horizon: float, seed: int, rep: int) -> Coh
 
 
 #: Relative margin of the growth bounds in ``_accept_bands``: wider than every rounding in the
-#: exact growth factor and in the bounds, so the exact factor lies within them.
+#: exact growth factor, in the bounds and in the products compared with them, so the exact
+#: factor lies within them and a decision taken on a bound is the exact one.
 _GROWTH_MARGIN = 1e-9
 
 
 @njit(cache=True)
-def _accept_bands(times, accept, starts, edges, day, hourly, use_hourly, use_growth, growth_lo,
-                  growth_hi):
+def _accept_bands(times, accept, starts, edges, day, hourly, use_hourly, growth_lo, growth_hi):
     """Thinning, band by band (candidates ``starts[b]:starts[b+1]`` in [edges[b], edges[b+1])),
-    without a ``pow`` per candidate.
+    without a ``pow`` or a division per candidate.
 
-    Without growth the threshold is exact, as :func:`_intensity`. With growth, the exact factor
-    ``base ** ((t + offset) / 365.25)`` lies within ``[growth_lo[d], growth_hi[d]]`` on day
-    ``d = int(t)`` (it is monotone in t), and the threshold is monotone in it: a uniform below
-    the threshold at the low bound is accepted, one at or above it at the high bound rejected,
-    and the few in between (or with bounds outside [1e-300, 1e300]) left undecided (status 2)
-    for the caller to decide with the exact ``pow``. Returns the indices accepted for sure, the
-    status of every candidate (1 accept, 0 reject, 2 undecided) and the number undecided.
-    Branch-free (integer 0/1 flags): acceptance is often near a coin flip.
+    A candidate at t in band [e, e + w) is kept iff its uniform u is below the threshold
+    (x g - e) / w, with x the calendar factor and g the growth factor
+    ``base ** ((t + offset) / 365.25)`` (1 without growth). g lies within
+    ``[growth_lo[d], growth_hi[d]]`` on day ``d = int(t)``, so u is accepted if u w + e lies
+    below x growth_lo[d], rejected if it lies at or above x growth_hi[d], and left undecided
+    (status 2) in between or when a bound lies outside [1e-300, 1e300], for the caller to decide
+    with the exact threshold. Returns the indices accepted for sure, the status of every
+    candidate (1 accept, 0 reject, 2 undecided) and the number undecided. Branch-free (integer
+    0/1 flags): acceptance is often near a coin flip.
     """
     n = times.shape[0]
     out = np.empty(n, np.int64)
@@ -254,19 +255,13 @@ def _accept_bands(times, accept, starts, edges, day, hourly, use_hourly, use_gro
         for i in range(starts[b], starts[b + 1]):
             t = times[i]
             x = _calendar_factor(t, day, hourly, use_hourly)
-            a = accept[i]
-            if not use_growth:
-                yes = np.int64(a < (x - floor) / width)
-                status[i] = yes
-                out[k] = i
-                k += yes
-                continue
             d = np.int64(t)
             lo = growth_lo[d]
             hi = growth_hi[d]
             valid = np.int64(lo > 1e-300) & np.int64(hi < 1e300)
-            yes = valid & np.int64(a < (x * lo - floor) / width)
-            no = valid & np.int64(a >= (x * hi - floor) / width)
+            aw = accept[i] * width + floor
+            yes = valid & np.int64(aw < x * lo)
+            no = valid & np.int64(aw >= x * hi)
             unsure = 1 - (yes | no)
             status[i] = yes + 2 * unsure
             undecided += unsure
@@ -307,12 +302,9 @@ def _thin(c: CohortNet, times: np.ndarray, accept: np.ndarray, day: np.ndarray,
     """Indices of accepted candidates: ``flatnonzero(accept < intensity)``, intensity as in
     :func:`candidate_arrivals` (growth factors by ``pow`` wherever the decision needs them)."""
     use_hourly = not bool(np.all(c.hourly == 1.0))
-    if c.growth == 0.0:
-        return _accept_bands(times, accept, starts, edges, day, c.hourly, use_hourly, False,
-                             day, day)[0]
     lo, hi = _growth_bounds(c, len(day))
     cand, status, undecided = _accept_bands(times, accept, starts, edges, day, c.hourly,
-                                            use_hourly, True, lo, hi)
+                                            use_hourly, lo, hi)
     if undecided:
         idx = np.flatnonzero(status == 2)
         status[idx] = accept[idx] < _band_intensity(c, times, idx, starts, edges, day,

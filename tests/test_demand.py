@@ -43,10 +43,11 @@ def test_thinning_accepts_exactly_accept_below_intensity(growth, hourly):
         assert 0 < kept.size < times.size
 
 
-def test_thinning_decides_uniforms_at_the_boundary_exactly():
+@pytest.mark.parametrize("growth", [0.0, 0.03])
+def test_thinning_decides_uniforms_at_the_boundary_exactly(growth):
     """Uniforms placed on, just below and just above the exact intensity are decided by it,
-    not by the approximation (the undecided band goes to pow)."""
-    c, horizon = _cohort(0.03, HOURLY)
+    not by the bounds (the undecided band goes to the exact threshold)."""
+    c, horizon = _cohort(growth, HOURLY)
     draws = demand.candidate_arrivals(c, horizon, 1, 0)
     day, edges, starts, times = demand._candidate_times(c, horizon, 1, 0)
     assert len(starts) > 2  # more than one band: the test covers band floors and widths
