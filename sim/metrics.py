@@ -144,10 +144,8 @@ def visit_sums(visit_pool, used_pool, request, admit, leave, flags, visit_los, w
             k = visit_pool[v]
             f = flags[v]
             s[k, _ASK] += 1.0
-            if f & FOUND_FULL:
-                s[k, _FOUND_FULL] += 1.0
-            if f & OVERFLOWED:
-                s[k, _OVERFLOWS] += 1.0
+            s[k, _FOUND_FULL] += 1.0 * ((f & FOUND_FULL) != 0)  # +0.0 is exact: no branch
+            s[k, _OVERFLOWS] += 1.0 * ((f & OVERFLOWED) != 0)
             if f & LOST:
                 s[used_pool[v], _LOST] += 1.0
             else:
@@ -155,10 +153,8 @@ def visit_sums(visit_pool, used_pool, request, admit, leave, flags, visit_los, w
                 wt = (horizon if np.isnan(a) else a) - r
                 s[k, _N_WAIT] += 1.0
                 s[k, _SUM_WAIT] += wt
-                if wt > hours4:
-                    s[k, _OVER_4H] += 1.0
-                if wt > hours12:
-                    s[k, _OVER_12H] += 1.0
+                s[k, _OVER_4H] += 1.0 * (wt > hours4)
+                s[k, _OVER_12H] += 1.0 * (wt > hours12)
                 waits[fill[k]] = wt
                 fill[k] += 1
     for v in range(m):
@@ -196,14 +192,11 @@ def visit_sums(visit_pool, used_pool, request, admit, leave, flags, visit_los, w
 def _stay_days(s, k, inside, stay):
     """Add bed days of a stay of length ``stay`` to pool ``k``'s totals and long-stay sums."""
     s[k, _BED_DAYS] += inside
-    if stay >= 7:
-        s[k, _GE_7] += inside
-    if stay >= 14:
-        s[k, _GE_14] += inside
-    if stay >= 21:
-        s[k, _GE_21] += inside
-    if stay >= 30:
-        s[k, _GE_30] += inside
+    # inside >= 0, so a sum gains exactly +0.0 where the stay is shorter: no unpredictable branch
+    s[k, _GE_7] += inside * (stay >= 7)
+    s[k, _GE_14] += inside * (stay >= 14)
+    s[k, _GE_21] += inside * (stay >= 21)
+    s[k, _GE_30] += inside * (stay >= 30)
 
 
 @njit(cache=True)
