@@ -32,7 +32,7 @@ def _cohort(growth: float, hourly: list[float] | None, overdispersion: float = 0
 @pytest.mark.parametrize("growth", [0.0, 0.03, -0.2, 4.0])
 @pytest.mark.parametrize("hourly", [None, HOURLY])
 def test_thinning_accepts_exactly_accept_below_intensity(growth, hourly):
-    """The fast thinning (growth by a Taylor polynomial, exact pow near the boundary) keeps
+    """The fast thinning (decided on per-day growth bounds, the exact threshold near them) keeps
     exactly the candidates whose uniform is below the exactly computed intensity."""
     c, horizon = _cohort(growth, hourly, overdispersion=0.1)
     for rep in range(3):
