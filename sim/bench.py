@@ -125,7 +125,8 @@ def time_pipeline(network: Network, replications: int, engine: str = "numba",
     """
     times = PipelineTimes()
     traces = []
-    for r in range(first, first + replications) if tables is None else range(replications):
+    for i in range(replications):
+        r = i if tables is not None else first + i
         t0 = cpu_clock()
         table = tables[0][r] if tables is not None else demand.generate(network, seed, r)
         t1 = cpu_clock()
