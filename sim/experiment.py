@@ -47,10 +47,16 @@ def _network_for(scenario: Scenario, network: Network, seed: int, replication: i
 
 
 def blocks(replications: int, jobs: int) -> list[list[int]]:
-    """Split replication indices into contiguous blocks, a few per worker for load balance."""
-    n_blocks = min(replications, max(1, jobs * 4))
-    size = -(-replications // n_blocks)
-    return [list(range(i, min(i + size, replications))) for i in range(0, replications, size)]
+    """Split replication indices into contiguous blocks, each a quarter of what is left per
+    worker (guided scheduling): few large blocks first, for little overhead, then smaller ones,
+    so that the workers finish within a replication or two of each other."""
+    out = []
+    start = 0
+    while start < replications:
+        size = -(-(replications - start) // (4 * max(1, jobs)))
+        out.append(list(range(start, start + size)))
+        start += size
+    return out
 
 
 def run_many(scenarios: Sequence[Scenario], replications: int, seed: int, engine: str = "numba",
@@ -67,8 +73,9 @@ def run_many(scenarios: Sequence[Scenario], replications: int, seed: int, engine
         chunks = ([[r] for r in range(replications)] if executor.workers == 1
                   else blocks(replications, max(1, executor.workers // len(scenarios))))
         chunks = [[first + r for r in b] for b in chunks]
+        # Block by block across scenarios, so that every scenario's small blocks come last.
         tasks = [Task((k, i), s, seed, tuple(b), engine, target_occupancy, epsilon)
-                 for k, s in enumerate(scenarios) for i, b in enumerate(chunks)]
+                 for i, b in enumerate(chunks) for k, s in enumerate(scenarios)]
         for (k, _), done in executor.run(tasks):
             out[k].extend(done)
             if progress:

@@ -14,7 +14,7 @@ from sim.executors import (
     split_blocks,
     start_method,
 )
-from sim.experiment import run_replications
+from sim.experiment import blocks, run_replications
 from sim.metrics import ReplicationMetrics
 from tests.helpers import two_stage
 
@@ -56,6 +56,17 @@ def test_split_blocks() -> None:
     assert split_blocks(5, 2) == [(0, 1), (2, 3), (4,)]
     assert split_blocks([3, 4, 5], 5) == [(3, 4, 5)]
     assert split_blocks(0, 3) == []
+
+
+@pytest.mark.parametrize("n, jobs", [(1, 2), (7, 1), (100, 2), (1000, 2), (1000, 8)])
+def test_guided_blocks_cover_every_replication_largest_first(n: int, jobs: int) -> None:
+    got = blocks(n, jobs)
+    assert [r for b in got for r in b] == list(range(n))
+    sizes = [len(b) for b in got]
+    assert sizes == sorted(sizes, reverse=True)
+    assert sizes[0] == -(-n // (4 * jobs))
+    assert sizes[-jobs:] == [1] * min(jobs, len(sizes))  # workers end within a replication
+    assert len(got) <= 4 * jobs * (1 + int(np.log(n + 1))) + 4 * jobs
 
 
 def test_block_size_does_not_change_results(reference) -> None:
