@@ -53,17 +53,17 @@ class ReplicationMetrics:
 @njit(cache=True)
 def occupancy_path(log_time, log_pool, log_delta, capacity0, cc_time, cc_pool, cc_capacity,
                    warmup, horizon, first_midnight, n_days):
-    """Time-integral of beds in use, time at or over capacity, and midnight census per pool.
+    """Time at or over capacity, and midnight census, per pool, from an occupancy log.
 
-    A pool's area is added up to t when its beds change at t (its first log entry at t), every
-    pool's at a capacity change and at the horizon; the numba engine run without a log adds
-    the same terms in the same order, so both give the same sums bit for bit.
+    A pool's time full is added up to t when its beds change at t (its first log entry at t),
+    every pool's at a capacity change and at the horizon; the numba engine run without a log
+    adds the same terms in the same order, so both give the same sums bit for bit.
     """
     n_pools = capacity0.shape[0]
     cap = capacity0.copy()
     occ = np.zeros(n_pools, np.int64)
-    acc = np.zeros((n_pools, 3))  # area, time full, integrated up to (as the engine)
-    acc[:, 2] = warmup
+    acc = np.zeros((n_pools, 2))  # time full, integrated up to (as the engine)
+    acc[:, 1] = warmup
     census = np.zeros((n_pools, n_days), np.int32)
     day = 0
     i = 0
@@ -90,7 +90,45 @@ def occupancy_path(log_time, log_pool, log_delta, capacity0, cc_time, cc_pool, c
             advance_pool(k, t, occ, cap, acc)
             occ[k] += log_delta[i]
             i += 1
-    return acc[:, 0].copy(), acc[:, 1].copy(), census
+    return acc[:, 0].copy(), census
+
+
+@njit(cache=True, inline="always")
+def _midnight_at_or_after(x, first_midnight, n_days):
+    """Least day d in [0, n_days] with ``first_midnight + d >= x`` (n_days if none), by the
+    engine's comparison, so that rounding cannot move a stay across a midnight."""
+    d = np.int64(min(max(np.ceil(x - first_midnight), 0.0), float(n_days)))
+    while d > 0 and first_midnight + (d - 1) >= x:
+        d -= 1
+    while d < n_days and first_midnight + d < x:
+        d += 1
+    return d
+
+
+@njit(cache=True)
+def add_stay_census(census, pools, used_pool, admit, leave, first_midnight):
+    """Add to ``census`` (in place) the visits given a bed in the pools flagged in ``pools``: in
+    a bed at midnight M when admit <= M < leave (no leave: still in at the horizon), as in an
+    engine, where a bed taken or freed at M is taken or freed before the census at M."""
+    n_pools, n_days = census.shape
+    diff = np.zeros((n_pools, n_days + 1), np.int64)
+    for v in range(used_pool.shape[0]):
+        k = used_pool[v]
+        a = admit[v]
+        if k < 0 or not pools[k] or np.isnan(a):
+            continue
+        lv = leave[v]
+        lo = _midnight_at_or_after(a, first_midnight, n_days)
+        hi = n_days if np.isnan(lv) else _midnight_at_or_after(lv, first_midnight, n_days)
+        if lo < hi:
+            diff[k, lo] += 1
+            diff[k, hi] -= 1
+    for k in range(n_pools):
+        if pools[k]:
+            c = 0
+            for d in range(n_days):
+                c += diff[k, d]
+                census[k, d] += c
 
 
 def risk_rule(census: np.ndarray, epsilon: float) -> int:
@@ -285,15 +323,18 @@ def replication_metrics(network: Network, table: PatientTable, trace: Trace, rep
     n_pools, n_days = network.n_pools, network.n_days
     first_midnight = float(np.ceil(w))
     if trace.path is not None:  # integrated by the engine, which kept no log
-        area, full_time, census = trace.path.area, trace.path.full_time, trace.path.census
+        full_time, census = trace.path.full_time, trace.path.census
+        untracked = ~network.tracked
+        if untracked.any():  # beds the engine did not count: from the stays, exactly
+            add_stay_census(census, untracked, trace.used_pool, trace.admit, trace.leave,
+                            first_midnight)
     else:
-        area, full_time, census = occupancy_path(
+        full_time, census = occupancy_path(
             trace.log_time, trace.log_pool, trace.log_delta, network.capacity,
             network.cc_time, network.cc_pool, network.cc_capacity, w, h, first_midnight, n_days)
     span = h - w
     out = np.zeros((n_pools, len(POOL_METRICS)))
     col = {name: i for i, name in enumerate(POOL_METRICS)}
-    out[:, col["mean_occupancy"]] = area / span
     out[:, col["p_full_time"]] = full_time / span
     if n_days:
         q = np.percentile(census, CENSUS_QUANTILES, axis=1, method="inverted_cdf")
@@ -321,6 +362,7 @@ def replication_metrics(network: Network, table: PatientTable, trace: Trace, rep
     out[:, col["admissions"]] = s[:, _ADMISSIONS]
     bed_days = s[:, _BED_DAYS]
     out[:, col["bed_days"]] = bed_days
+    out[:, col["mean_occupancy"]] = bed_days / span  # the time-integral of beds in use
     for x, c in zip(STAY_THRESHOLDS, (_GE_7, _GE_14, _GE_21, _GE_30), strict=True):
         out[:, col[f"ge_{x}"]] = _ratio(s[:, c], bed_days)
     delayed = s[:, _DELAYED]

@@ -96,6 +96,16 @@ class Network:
         """Number of midnights in the results window [warmup, horizon)."""
         return int(np.ceil(self.horizon) - np.ceil(self.warmup))
 
+    @property
+    def tracked(self) -> np.ndarray:
+        """Pools whose beds in use an engine must count as it runs: a capacity at some time
+        (initial or changed), or patients moved in by a cut. Elsewhere beds never run out, so
+        a last stay needs no end-of-stay event and the census is counted from the stays."""
+        tracked = self.capacity < UNLIMITED
+        tracked[self.cc_pool] = True
+        tracked[self.move_to[self.move_to >= 0]] = True
+        return tracked
+
     def pool_index(self, name: str) -> int:
         return self.pool_names.index(name)
 

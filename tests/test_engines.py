@@ -11,7 +11,7 @@ from sim import demand
 from sim.demand import PatientTable
 from sim.engines import numba_core, simpy_model
 from sim.engines.radix_queue import new_queue, peek, pop, push
-from sim.metrics import occupancy_path
+from sim.metrics import _BED_DAYS, add_stay_census, last_visits, occupancy_path, visit_sums
 from sim.network import compile_network
 from sim.scenario import scenario_from_dict
 from tests.helpers import two_stage
@@ -24,7 +24,8 @@ def networks(draw):
     pools = {}
     for k in range(n_pools):
         options = ["queue", "lose"] + [f"overflow:p{j}" for j in range(k + 1, n_pools)]
-        pool = {"capacity": draw(st.integers(0, 4)), "when_full": draw(st.sampled_from(options))}
+        pool = {"capacity": draw(st.one_of(st.integers(0, 4), st.none())),  # None: unlimited
+                "when_full": draw(st.sampled_from(options))}
         if draw(st.booleans()):
             pool["capacity_changes"] = [{"date": f"2020-01-{draw(st.integers(2, 28)):02d}",
                                          "capacity": draw(st.integers(0, 5))}]
@@ -73,9 +74,24 @@ def tied_tables(draw, network):
                         visit_los=los, visit_stage=np.zeros(m, np.int32), visit_hold_u=hold_u)
 
 
+def log_area(trace, network) -> np.ndarray:
+    """Time-integral of beds in use over the results window, per pool, from the log."""
+    w, h = network.warmup, network.horizon
+    area = np.zeros(network.n_pools)
+    for k in range(network.n_pools):
+        sel = trace.log_pool == k
+        t = trace.log_time[sel]
+        occ = np.cumsum(trace.log_delta[sel].astype(np.int64))
+        ends = np.append(t[1:], h)
+        area[k] = np.sum(occ * np.maximum(np.minimum(ends, h) - np.maximum(t, w), 0.0))
+    return area
+
+
 def assert_same(network, table):
-    """Both engines give the identical trace, and the numba engine run without a log gives
-    the same visits and, bit for bit, the occupancy path that metrics compute from the log."""
+    """Both engines give the identical trace; the numba engine run without a log gives the same
+    visits and, bit for bit, the occupancy path that metrics compute from the log (untracked
+    pools' census added from the stays); and the in-window bed days, which metrics report as
+    mean occupancy, are the time-integral of the log."""
     a = numba_core.run(network, table)
     b = simpy_model.run(network, table)
     assert a.equals(b), a.differences(b)
@@ -87,9 +103,19 @@ def assert_same(network, table):
                               network.cc_time, network.cc_pool, network.cc_capacity,
                               network.warmup, network.horizon, float(np.ceil(network.warmup)),
                               network.n_days)
-    got = (streamed.path.area, streamed.path.full_time, streamed.path.census)
-    for name, x, y in zip(("area", "full_time", "census"), expected, got, strict=True):
+    untracked = ~network.tracked
+    census = streamed.path.census
+    assert not census[untracked].any()  # the engine counts no beds there
+    add_stay_census(census, untracked, streamed.used_pool, streamed.admit, streamed.leave,
+                    float(np.ceil(network.warmup)))
+    got = (streamed.path.full_time, census)
+    for name, x, y in zip(("full_time", "census"), expected, got, strict=True):
         assert x.dtype == y.dtype and np.array_equal(x, y), name
+    sums, _, _ = visit_sums(
+        table.visit_pool, a.used_pool, a.request, a.admit, a.leave, a.flags, table.visit_los,
+        network.warmup, network.horizon, network.n_pools, 1 / 6, 1 / 2,
+        last_visits(table.visit_start), a.moved_at, network.move_to)
+    np.testing.assert_allclose(sums[:, _BED_DAYS], log_area(a, network), rtol=1e-12, atol=1e-9)
     return a
 
 

@@ -134,13 +134,14 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
              cc_time, cc_pool, cc_capacity, horizon, reduction, move_to,
              hold_u, hold_on, hold_factor, hold_open, hold_close, first_weekday,
              used_pool, request, admit, leave, flags, moved_at, write_log, log_time, log_pool,
-             log_delta, warmup, first_midnight, acc, census):
+             log_delta, warmup, first_midnight, acc, census, tracked):
     """Replay patients through the pools until ``horizon``, filling the output arrays (see
     :class:`Trace`; per-visit outputs come in initialised to -1 / NaN / 0). With ``write_log``
     the log arrays (2m entries, 4m when patients can be moved) get every bed taken or freed;
-    without, ``acc`` (per pool: area, time full, integrated up to) and ``census`` (zeros) get
-    the occupancy path instead, with the arithmetic of metrics.occupancy_path. Returns the
-    number of log entries written."""
+    without, ``acc`` (per pool: time full, integrated up to) and ``census`` (zeros) get the
+    occupancy path instead, with the arithmetic of metrics.occupancy_path. Beds are counted
+    only in ``tracked`` pools (all, with a log): elsewhere they never run out, so a last stay
+    there has no end-of-stay event. Returns the number of log entries written."""
     n = arrival.shape[0]
     m = visit_pool.shape[0]
     n_pools = capacity0.shape[0]
@@ -169,7 +170,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
     any_hold = hold_u.shape[0] > 0
     n_days = census.shape[1]
     day = 0
-    acc[:, 2] = warmup
+    acc[:, 1] = warmup
     path = not write_log
     while True:
         ta = arrival[ia] if ia < n else np.inf
@@ -224,17 +225,19 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
             outcome, k = _choose(w, visit_pool[w], occ, cap, q_head, policy, overflow_to, flags)
             used_pool[w] = k
             if outcome == _ADMITTED:
-                if path:
-                    advance_pool(k, t, occ, cap, acc)
-                occ[k] += 1
                 admit[w] = t
-                if write_log:
-                    _log(cnt, log_time, log_pool, log_delta, t, k, 1)
-                dep = t + visit_los[w]
-                if any_hold:
-                    dep = _departure(t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
-                                     hold_close, first_weekday)
-                qs = push(q, qs, dep, _payload(w, k, last_of[w]))
+                if tracked[k]:
+                    if path:
+                        advance_pool(k, t, occ, cap, acc)
+                    occ[k] += 1
+                    if write_log:
+                        _log(cnt, log_time, log_pool, log_delta, t, k, 1)
+                if tracked[k] or not last_of[w]:
+                    dep = t + visit_los[w]
+                    if any_hold:
+                        dep = _departure(t, w, k, visit_los, hold_u, hold_on, hold_factor,
+                                         hold_open, hold_close, first_weekday)
+                    qs = push(q, qs, dep, _payload(w, k, last_of[w]))
             elif outcome == _QUEUED:
                 if q_tail[k] >= 0:
                     q_next[q_tail[k]] = w
@@ -244,7 +247,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
         if held >= 0 and outcome != _QUEUED:
             k = _bed_pool(held, held_pool, flags, move_to) if moved_any else held_pool
             # leave[held] = t: written after the loop (_left_at_end_of_stay), in visit order
-            if k >= 0:
+            if k >= 0 and tracked[k]:
                 if path:
                     advance_pool(k, t, occ, cap, acc)
                 occ[k] -= 1
@@ -276,7 +279,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                     kp = (_bed_pool(w - 1, used_pool[w - 1], flags, move_to) if moved_any
                           else used_pool[w - 1])
                     leave[w - 1] = t
-                    if kp >= 0:
+                    if kp >= 0 and tracked[kp]:
                         if path:
                             advance_pool(kp, t, occ, cap, acc)
                         occ[kp] -= 1
@@ -339,7 +342,7 @@ def run(network, table, log: bool = True) -> Trace:
     log_delta = np.empty(n_entries, np.int8)
     d = network.discharges
     hold_u = table.visit_hold_u if table.visit_hold_u is not None else np.empty(0)
-    acc = np.zeros((network.n_pools, 3))
+    acc = np.zeros((network.n_pools, 2))
     census = np.zeros((network.n_pools, 0 if log else network.n_days), np.int32)
     n_log = simulate(
         table.arrival, table.visit_start, table.visit_pool, table.visit_los,
@@ -349,7 +352,8 @@ def run(network, table, log: bool = True) -> Trace:
         hold_u, d.on, d.factor, d.open, d.close, d.first_weekday,
         used_pool, request, admit, leave, flags, moved_at, log, log_time, log_pool, log_delta,
         network.warmup, float(np.ceil(network.warmup)), acc, census,
+        np.ones(network.n_pools, np.bool_) if log else network.tracked,
     )
     return Trace(used_pool, request, admit, leave, flags,
                  log_time[:n_log], log_pool[:n_log], log_delta[:n_log], moved_at,
-                 None if log else OccupancyPath(acc[:, 0], acc[:, 1], census))
+                 None if log else OccupancyPath(acc[:, 0], census))

@@ -17,10 +17,11 @@ OUTLIED = 16  # taken out of its pool's beds by a capacity cut, outlying in no p
 
 @dataclass
 class OccupancyPath:
-    """Beds in use over the results window, per pool: what the occupancy metrics need of the
-    log, integrated by an engine as it runs when no log is kept (see metrics.occupancy_path)."""
+    """What the occupancy metrics need of the log besides the stays, per pool, integrated by an
+    engine as it runs when no log is kept (see metrics.occupancy_path). Pools that are not
+    ``Network.tracked`` have zero rows: their beds never run out, and metrics count their
+    census from the stays."""
 
-    area: np.ndarray  # float64 [n_pools] time-integral of beds in use over [warmup, horizon)
     full_time: np.ndarray  # float64 [n_pools] time at or over capacity in the window
     census: np.ndarray  # int32 [n_pools, n_days] beds in use at each midnight of the window
 
@@ -84,11 +85,10 @@ class Trace:
 
 @njit(cache=True, inline="always")
 def advance_pool(k, t, occ, cap, acc):
-    """Pool ``k``'s area (``acc[k, 0]``) and time full (``acc[k, 1]``) from ``acc[k, 2]`` up to
-    ``t``, before its beds or capacity change at t. One array for the three: each array argument
-    of an inlined function costs reference counting in the event loop."""
-    dt = t - acc[k, 2]
+    """Pool ``k``'s time full (``acc[k, 0]``) from ``acc[k, 1]`` up to ``t``, before its beds or
+    capacity change at t. One array for both: each array argument of an inlined function costs
+    reference counting in the event loop."""
+    dt = t - acc[k, 1]
     if dt > 0.0:
-        acc[k, 0] += occ[k] * dt
-        acc[k, 1] += dt * np.int64(occ[k] >= cap[k])  # adding 0.0 is exact: no branch
-        acc[k, 2] = t
+        acc[k, 0] += dt * np.int64(occ[k] >= cap[k])  # adding 0.0 is exact: no branch
+        acc[k, 1] = t
