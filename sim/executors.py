@@ -85,7 +85,10 @@ def keep_freed_memory() -> None:
 
 
 def _worker_init(parent: int) -> None:
-    """Workers leave Ctrl-C to the main process, and exit if it dies (e.g. by SIGKILL)."""
+    """Workers leave Ctrl-C to the main process, and exit if it dies (e.g. by SIGKILL). A BLAS
+    loaded in a worker (numba loads scipy's to check for one) starts no threads of its own:
+    there is a worker per core already, and its idle threads spin at start-up."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     keep_freed_memory()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()

@@ -121,3 +121,25 @@ def test_workers_are_forked_only_from_a_single_threaded_process(reference) -> No
     finally:
         stop.set()
         other.join()
+
+
+def _blas_threads_setting() -> str | None:
+    import os
+
+    return os.environ.get("OPENBLAS_NUM_THREADS")
+
+
+def test_workers_start_no_blas_threads_unless_told(monkeypatch) -> None:
+    """One worker per core: a BLAS loaded in a worker gets one thread, unless the user set it."""
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    ex = ProcessExecutor(1)
+    try:
+        assert ex._get_pool().submit(_blas_threads_setting).result() == "1"
+    finally:
+        ex.close()
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    ex = ProcessExecutor(1)
+    try:
+        assert ex._get_pool().submit(_blas_threads_setting).result() == "3"
+    finally:
+        ex.close()
