@@ -159,8 +159,9 @@ def unconstrained_stays(table: PatientTable) -> tuple[np.ndarray, np.ndarray]:
 @njit(cache=True)
 def visit_sums(visit_pool, used_pool, request, admit, leave, flags, visit_los, warmup, horizon,
                n_pools, hours4, hours12, last, moved_at, move_to):
-    """Per-pool request and stay sums in one pass over visits (same order of additions as
-    ``np.bincount``, so the sums equal the vectorised ones bit for bit).
+    """Per-pool request and stay sums in one pass over visits, after a pass that counts the
+    waits (each sum adds in visit order, as ``np.bincount``: equal to the vectorised sums bit
+    for bit).
 
     Returns a [n_pools, _N_SUMS] matrix and the waits of patients arriving in the window,
     grouped by requested pool (``wait_start`` offsets), for wait percentiles. Time in a bed past
@@ -195,7 +196,6 @@ def visit_sums(visit_pool, used_pool, request, admit, leave, flags, visit_los, w
                 s[k, _OVER_12H] += 1.0 * (wt > hours12)
                 waits[fill[k]] = wt
                 fill[k] += 1
-    for v in range(m):
         a = admit[v]
         if np.isnan(a):
             continue
