@@ -718,12 +718,60 @@ def _take_monthly(ci: CompiledIntervention, arrival: np.ndarray, cand: np.ndarra
     patients delivers all of them."""
     period = np.searchsorted(ci.period_t, arrival[cand], side="right") - 1
     ok = (period >= 0) & (period < len(ci.period_k))
-    cand, u, period = cand[ok], u[ok], period[ok]
-    order = np.lexsort((cand, u, period))
-    period = period[order]
-    first = np.searchsorted(period, np.arange(len(ci.period_k)))
-    rank = np.arange(len(order)) - first[period]
-    return np.sort(cand[order][rank < ci.period_k[period]])
+    return _first_in_lane(period[ok], ci.period_k, cand[ok], u[ok])
+
+
+@njit(cache=True)
+def _first_in_lane(period, period_k, cand, u):
+    """Per period m, the ``period_k[m]`` candidates of least (u, cand), all patients sorted:
+    the ranks of ``np.lexsort((cand, u, period))`` within each period, without sorting each
+    period, only finding its k-th least u (ties at it go by patient index)."""
+    n_periods = period_k.shape[0]
+    start = np.zeros(n_periods + 1, np.int64)
+    for i in range(period.shape[0]):
+        start[period[i] + 1] += 1
+    for m in range(n_periods):
+        start[m + 1] += start[m]
+    fill = start[:-1].copy()
+    lane_u = np.empty(period.shape[0])  # candidates grouped by period
+    lane_c = np.empty(period.shape[0], cand.dtype)
+    for i in range(period.shape[0]):
+        j = fill[period[i]]
+        lane_u[j] = u[i]
+        lane_c[j] = cand[i]
+        fill[period[i]] = j + 1
+    out = np.empty(period.shape[0], cand.dtype)
+    n_out = 0
+    for m in range(n_periods):
+        lo, hi = start[m], start[m + 1]
+        k = period_k[m]
+        if k >= hi - lo:
+            out[n_out:n_out + hi - lo] = lane_c[lo:hi]
+            n_out += hi - lo
+            continue
+        if k <= 0:
+            continue
+        kth = np.partition(lane_u[lo:hi], k - 1)[k - 1]
+        below = 0
+        n_tie = 0
+        for j in range(lo, hi):
+            x = lane_u[j]
+            if x < kth:
+                out[n_out] = lane_c[j]
+                n_out += 1
+                below += 1
+            elif x == kth:
+                n_tie += 1
+        ties = np.empty(n_tie, cand.dtype)
+        n_tie = 0
+        for j in range(lo, hi):
+            if lane_u[j] == kth:
+                ties[n_tie] = lane_c[j]
+                n_tie += 1
+        ties.sort()
+        out[n_out:n_out + k - below] = ties[:k - below]  # k - below <= ties: kth is k-th least
+        n_out += k - below
+    return np.sort(out[:n_out])
 
 
 def _uniforms(seed: int, rep: int, key: int, purpose: str, cand: np.ndarray, width: int) -> np.ndarray:

@@ -4,10 +4,12 @@ import copy
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim import demand
 from sim.engines import run_engine
-from sim.interventions import selected
+from sim.interventions import _first_in_lane, selected
 from sim.network import compile_network
 from sim.scenario import ScenarioError, scenario_from_dict
 
@@ -200,3 +202,29 @@ def test_phasing_and_ramp_levels():
     assert 0 < lv[1] < 0.5 and 0.5 < lv[3] < 1.0
     # dv: 60-day linear ramp from its start
     assert dv.level(np.array([-1.0, 0.0, 30.0, 60.0, 90.0])) == pytest.approx([0, 0, 0.5, 1, 1])
+
+
+def _first_in_lane_by_sorting(period, period_k, cand, u):
+    """The definition: rank candidates by (period, u, patient), keep ranks < the period's k."""
+    order = np.lexsort((cand, u, period))
+    p = period[order]
+    rank = np.arange(len(order)) - np.searchsorted(p, np.arange(len(period_k)))[p]
+    return np.sort(cand[order][rank < period_k[p]])
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_monthly_selection_equals_ranking_by_lane_position(data):
+    """The k-th-least selection per month picks what a full sort by (month, lane position,
+    patient) ranks first, ties in lane position included."""
+    n_periods = data.draw(st.integers(1, 5))
+    n = data.draw(st.integers(0, 40))
+    period = np.array(data.draw(st.lists(st.integers(0, n_periods - 1), min_size=n, max_size=n)),
+                      dtype=np.int64)
+    cand = np.array(data.draw(st.permutations(range(60)))[:n], dtype=np.int64)
+    u = np.array(data.draw(st.lists(st.sampled_from([0.0, 0.125, 0.25, 0.5, 0.75]), min_size=n,
+                                    max_size=n)))
+    k = np.array(data.draw(st.lists(st.integers(-1, 12), min_size=n_periods,
+                                    max_size=n_periods)), dtype=np.int64)
+    np.testing.assert_array_equal(_first_in_lane(period, k, cand, u),
+                                  _first_in_lane_by_sorting(period, k, cand, u))
