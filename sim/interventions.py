@@ -726,23 +726,12 @@ def _first_in_lane(period, period_k, cand, u):
     """Per period m, the ``period_k[m]`` candidates of least (u, cand), all patients sorted:
     the ranks of ``np.lexsort((cand, u, period))`` within each period, without sorting each
     period, only finding its k-th least u (ties at it go by patient index)."""
-    n_periods = period_k.shape[0]
-    start = np.zeros(n_periods + 1, np.int64)
-    for i in range(period.shape[0]):
-        start[period[i] + 1] += 1
-    for m in range(n_periods):
-        start[m + 1] += start[m]
-    fill = start[:-1].copy()
-    lane_u = np.empty(period.shape[0])  # candidates grouped by period
-    lane_c = np.empty(period.shape[0], cand.dtype)
-    for i in range(period.shape[0]):
-        j = fill[period[i]]
-        lane_u[j] = u[i]
-        lane_c[j] = cand[i]
-        fill[period[i]] = j + 1
+    order, start, _ = group_by(period, period_k.shape[0])
+    lane_u = u[order]  # candidates grouped by period
+    lane_c = cand[order]
     out = np.empty(period.shape[0], cand.dtype)
     n_out = 0
-    for m in range(n_periods):
+    for m in range(period_k.shape[0]):
         lo, hi = start[m], start[m + 1]
         k = period_k[m]
         if k >= hi - lo:
@@ -752,25 +741,18 @@ def _first_in_lane(period, period_k, cand, u):
         if k <= 0:
             continue
         kth = np.partition(lane_u[lo:hi], k - 1)[k - 1]
-        below = 0
+        ties = np.empty(hi - lo, cand.dtype)
         n_tie = 0
         for j in range(lo, hi):
-            x = lane_u[j]
-            if x < kth:
+            if lane_u[j] < kth:
                 out[n_out] = lane_c[j]
                 n_out += 1
-                below += 1
-            elif x == kth:
-                n_tie += 1
-        ties = np.empty(n_tie, cand.dtype)
-        n_tie = 0
-        for j in range(lo, hi):
-            if lane_u[j] == kth:
+                k -= 1
+            elif lane_u[j] == kth:
                 ties[n_tie] = lane_c[j]
                 n_tie += 1
-        ties.sort()
-        out[n_out:n_out + k - below] = ties[:k - below]  # k - below <= ties: kth is k-th least
-        n_out += k - below
+        out[n_out:n_out + k] = np.sort(ties[:n_tie])[:k]  # k <= n_tie: kth is the k-th least
+        n_out += k
     return np.sort(out[:n_out])
 
 

@@ -94,15 +94,10 @@ def occupancy_path(log_time, log_pool, log_delta, capacity0, cc_time, cc_pool, c
 
 
 @njit(cache=True, inline="always")
-def _midnight_at_or_after(x, first_midnight, n_days):
-    """Least day d in [0, n_days] with ``first_midnight + d >= x`` (n_days if none), by the
-    engine's comparison, so that rounding cannot move a stay across a midnight."""
-    d = np.int64(min(max(np.ceil(x - first_midnight), 0.0), float(n_days)))
-    while d > 0 and first_midnight + (d - 1) >= x:
-        d -= 1
-    while d < n_days and first_midnight + d < x:
-        d += 1
-    return d
+def _midnight_index(x, first_midnight, n_days):
+    """Least day d in [0, n_days] with ``first_midnight + d >= x`` (n_days if none): exact, as
+    the midnights are whole numbers (so ``ceil(x) - first_midnight`` is)."""
+    return np.int64(min(max(np.ceil(x) - first_midnight, 0.0), float(n_days)))
 
 
 @njit(cache=True)
@@ -118,8 +113,8 @@ def add_stay_census(census, pools, used_pool, admit, leave, first_midnight):
         if k < 0 or not pools[k] or np.isnan(a):
             continue
         lv = leave[v]
-        lo = _midnight_at_or_after(a, first_midnight, n_days)
-        hi = n_days if np.isnan(lv) else _midnight_at_or_after(lv, first_midnight, n_days)
+        lo = _midnight_index(a, first_midnight, n_days)
+        hi = n_days if np.isnan(lv) else _midnight_index(lv, first_midnight, n_days)
         if lo < hi:
             diff[k, lo] += 1
             diff[k, hi] -= 1
@@ -277,10 +272,8 @@ def unconstrained_sums(arrival, visit_start, visit_pool, visit_los, warmup, hori
             if hold_on[k] and v == visit_start[p + 1] - 1 and not np.isnan(hold_u[v]):
                 end += hold_days(end, hold_u[v], first_weekday, hold_factor[k], hold_open[k],
                                  hold_close[k])
-            lo = min(max(np.ceil(start) - first_midnight, 0.0), float(n_days))
-            hi = min(max(np.ceil(end) - first_midnight, 0.0), float(n_days))
-            diff[k, np.int64(lo)] += 1
-            diff[k, np.int64(hi)] -= 1
+            diff[k, _midnight_index(start, first_midnight, n_days)] += 1
+            diff[k, _midnight_index(end, first_midnight, n_days)] -= 1
             uc_days[k] += max(min(end, horizon) - max(start, warmup), 0.0)
     census = np.empty((n_pools, n_days), np.int32)
     for k in range(n_pools):
