@@ -10,7 +10,7 @@ from numba import njit
 from sim import demand
 from sim.demand import PatientTable
 from sim.engines import numba_core, simpy_model
-from sim.engines.radix_queue import new_queue, peek, pop, push
+from sim.engines.radix_queue import borrowed, new_queue, peek, pop, push
 from sim.metrics import _BED_DAYS, add_stay_census, last_visits, occupancy_path, visit_sums
 from sim.network import compile_network
 from sim.scenario import scenario_from_dict
@@ -263,3 +263,18 @@ def test_event_queue_pops_in_time_then_index_order(data, n):
             want_t.append(t)
     assert got.tolist() == want
     assert got_t.tolist() == want_t
+
+
+@njit
+def _write_through_borrowed(a, i, value):
+    b = borrowed(a)
+    b[i] = value
+    return b[i + 1] + b.shape[0], b.strides[0]
+
+
+def test_borrowed_view_is_the_array_without_its_count() -> None:
+    """The engine's borrowed queue, acc and flags: the same memory, shape and strides."""
+    a = np.arange(6, dtype=np.int64)
+    total, stride = _write_through_borrowed(a, 2, -9)
+    assert a.tolist() == [0, 1, -9, 3, 4, 5]
+    assert (total, stride) == (3 + 6, 8)

@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 
 from sim.discharges import hold_days
-from sim.engines.radix_queue import entries_of, new_queue, peek, pop, push
+from sim.engines.radix_queue import borrowed, entries_of, new_queue, peek, pop, push
 from sim.engines.trace import (
     FOUND_FULL,
     LOST,
@@ -160,7 +160,12 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
 
     cnt = np.zeros(1, np.int64)  # entries written to the log
 
-    q, qs = new_queue(m)  # ends of stay
+    queue, qs = new_queue(m)  # ends of stay
+    # Arrays that inlined functions take in the loop, borrowed: no reference counting there.
+    # The queue's own array stays alive through the loop, as _reduce takes it.
+    q = borrowed(queue)
+    acc_b = borrowed(acc)
+    flags_b = borrowed(flags)
     stack = np.empty(m + n_pools + 1, np.int64)
 
     ia = 0
@@ -189,7 +194,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
         if not t < horizon:
             if path:
                 for k in range(n_pools):
-                    advance_pool(k, horizon, occ, cap, acc)
+                    advance_pool(k, horizon, occ, cap, acc_b)
             break
         sp = 0
         w = -1  # visit asking for a bed at this event
@@ -198,7 +203,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
         if tc <= th and tc <= ta:
             if path:
                 for k in range(n_pools):
-                    advance_pool(k, t, occ, cap, acc)
+                    advance_pool(k, t, occ, cap, acc_b)
             k = cc_pool[ic]
             stack[sp] = k
             sp += 1
@@ -206,7 +211,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
             ic += 1
             if reduction[k] != _DRAIN and occ[k] > cap[k]:
                 moved_any = True
-                _reduce(k, t, occ, cap, reduction, move_to, q, qs, flags, moved_at, write_log,
+                _reduce(k, t, occ, cap, reduction, move_to, queue, qs, flags, moved_at, write_log,
                         cnt, log_time, log_pool, log_delta)
         elif th <= ta:
             payload, qs = pop(q, qs)
@@ -228,7 +233,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                 admit[w] = t
                 if tracked[k]:
                     if path:
-                        advance_pool(k, t, occ, cap, acc)
+                        advance_pool(k, t, occ, cap, acc_b)
                     occ[k] += 1
                     if write_log:
                         _log(cnt, log_time, log_pool, log_delta, t, k, 1)
@@ -245,11 +250,11 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                     q_head[k] = w
                 q_tail[k] = w
         if held >= 0 and outcome != _QUEUED:
-            k = _bed_pool(held, held_pool, flags, move_to) if moved_any else held_pool
+            k = _bed_pool(held, held_pool, flags_b, move_to) if moved_any else held_pool
             # leave[held] = t: written after the loop (_left_at_end_of_stay), in visit order
             if k >= 0 and tracked[k]:
                 if path:
-                    advance_pool(k, t, occ, cap, acc)
+                    advance_pool(k, t, occ, cap, acc_b)
                 occ[k] -= 1
                 if write_log:
                     _log(cnt, log_time, log_pool, log_delta, t, k, -1)
@@ -265,7 +270,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                 if q_head[k] < 0:
                     q_tail[k] = -1
                 if path:
-                    advance_pool(k, t, occ, cap, acc)
+                    advance_pool(k, t, occ, cap, acc_b)
                 occ[k] += 1
                 admit[w] = t
                 if write_log:
@@ -276,12 +281,12 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                                      hold_close, first_weekday)
                 qs = push(q, qs, dep, _payload(w, k, last_of[w]))
                 if not first_of[w]:
-                    kp = (_bed_pool(w - 1, used_pool[w - 1], flags, move_to) if moved_any
+                    kp = (_bed_pool(w - 1, used_pool[w - 1], flags_b, move_to) if moved_any
                           else used_pool[w - 1])
                     leave[w - 1] = t
                     if kp >= 0 and tracked[kp]:
                         if path:
-                            advance_pool(kp, t, occ, cap, acc)
+                            advance_pool(kp, t, occ, cap, acc_b)
                         occ[kp] -= 1
                         if write_log:
                             _log(cnt, log_time, log_pool, log_delta, t, kp, -1)
