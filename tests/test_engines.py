@@ -10,7 +10,8 @@ from numba import njit
 from sim import demand
 from sim.demand import PatientTable
 from sim.engines import numba_core, simpy_model
-from sim.engines.radix_queue import borrowed, new_queue, peek, pop, push
+from sim.engines.borrowed import borrowed
+from sim.engines.radix_queue import new_queue, peek, pop, push
 from sim.metrics import _BED_DAYS, add_stay_census, last_visits, occupancy_path, visit_sums
 from sim.network import compile_network
 from sim.scenario import scenario_from_dict

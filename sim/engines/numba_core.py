@@ -16,7 +16,8 @@ import numpy as np
 from numba import njit
 
 from sim.discharges import hold_days
-from sim.engines.radix_queue import borrowed, entries_of, new_queue, peek, pop, push
+from sim.engines.borrowed import borrowed
+from sim.engines.radix_queue import entries_of, new_queue, peek, pop, push
 from sim.engines.trace import (
     FOUND_FULL,
     LOST,

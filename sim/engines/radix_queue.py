@@ -13,7 +13,7 @@ move once the queue outgrew it (100x the Derbyshire baseline: 2.5x slower).
 
 The queue is one int64 array (:func:`new_queue`; one array, because numba cannot drop the
 reference counting of several arrays passed to inlined functions in a hot loop; the engine
-passes it :func:`borrowed`, with no count at all) and a tuple of
+passes it ``sim.engines.borrowed``, with no count at all) and a tuple of
 scalars that every call takes and returns, kept in registers by the compiled caller:
 ``(last key popped, bit set of non-empty levels, entries, free chunk list, chunks used, least
 key outside the tie run or -1 if not known, tie run start, tie run end, offset of the chunks'
@@ -66,26 +66,6 @@ def _clz(typingctx, x):
     def codegen(context, builder, signature, args):
         return builder.ctlz(args[0], ir.Constant(ir.IntType(1), 0))
     return types.int64(types.int64), codegen
-
-
-@intrinsic
-def borrowed(typingctx, arr):
-    """``arr`` without its reference count (a NULL meminfo), for arrays handed to inlined
-    functions in a hot loop: numba increments and decrements an array's count (atomically) each
-    time one is passed, and cannot always prune the pairs. Valid only while ``arr`` itself is
-    alive, e.g. an argument of the calling function."""
-    def codegen(context, builder, signature, args):
-        src = context.make_array(signature.args[0])(context, builder, value=args[0])
-        out = context.make_array(signature.return_type)(context, builder)
-        out.meminfo = context.get_constant_null(types.MemInfoPointer(types.voidptr))
-        out.parent = src.parent
-        out.nitems = src.nitems
-        out.itemsize = src.itemsize
-        out.data = src.data
-        out.shape = src.shape
-        out.strides = src.strides
-        return out._getvalue()
-    return arr(arr), codegen
 
 
 @njit(cache=True)

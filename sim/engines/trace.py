@@ -86,8 +86,7 @@ class Trace:
 @njit(cache=True, inline="always")
 def advance_pool(k, t, occ, cap, acc):
     """Pool ``k``'s time full (``acc[k, 0]``) from ``acc[k, 1]`` up to ``t``, before its beds or
-    capacity change at t. One array for both: each array argument of an inlined function costs
-    reference counting in the event loop."""
+    capacity change at t. One array for both (the engine passes it borrowed)."""
     dt = t - acc[k, 1]
     if dt > 0.0:
         acc[k, 0] += dt * np.int64(occ[k] >= cap[k])  # adding 0.0 is exact: no branch
