@@ -20,7 +20,8 @@ key outside the tie run or -1 if not known, tie run start, tie run end, offset o
 links, offset of the entries)``. Array layout: per bucket (``LEVELS`` x 64) its chunk being
 filled and the entries in it; one bit set of non-empty digits per level; the tie run's visits;
 the next chunk of each chunk (its bucket's, or the free list's); then (key, visit) pairs,
-``CHUNK`` per chunk.
+``CHUNK`` per chunk. The hot functions index it with :func:`_ld` and :func:`_st`, which skip
+numba's wraparound of negative indices (every index here is >= 0).
 """
 
 from __future__ import annotations
@@ -36,6 +37,28 @@ CHUNK = 32  # entries per chunk of a bucket
 _BITS = 2 * LEVELS * 64  # after each bucket's (first chunk, entries in it): the levels' bit sets
 _TIES = _BITS + LEVELS  # the tie run
 _BIG = np.int64(9223372036854775807)
+
+
+@intrinsic
+def _ld(typingctx, arr, i):
+    """``arr[i]`` for 0 <= i < len(arr), without the wraparound of negative indices."""
+    def codegen(context, builder, signature, args):
+        a = context.make_array(signature.args[0])(context, builder, value=args[0])
+        idx = context.cast(builder, args[1], signature.args[1], types.intp)
+        return builder.load(builder.gep(a.data, [idx], inbounds=True))
+    return arr.dtype(arr, i), codegen
+
+
+@intrinsic
+def _st(typingctx, arr, i, v):
+    """``arr[i] = v`` for 0 <= i < len(arr), without the wraparound of negative indices."""
+    def codegen(context, builder, signature, args):
+        a = context.make_array(signature.args[0])(context, builder, value=args[0])
+        idx = context.cast(builder, args[1], signature.args[1], types.intp)
+        val = context.cast(builder, args[2], signature.args[2], signature.args[0].dtype)
+        builder.store(val, builder.gep(a.data, [idx], inbounds=True))
+        return context.get_dummy_value()
+    return types.void(arr, i, v), codegen
 
 
 @intrinsic
@@ -89,25 +112,26 @@ def _append(q, nexts, entries, free, used, key, v, last, lmask):
     level = (63 - _clz(key ^ last)) // DIGIT
     digit = (key >> (DIGIT * level)) & 63
     b = 2 * (level * 64 + digit)
-    h = q[b]
-    g = q[b + 1]
+    h = _ld(q, b)
+    g = _ld(q, b + 1)
     if h < 0 or g == CHUNK:
         if h < 0:
-            q[_BITS + level] |= np.int64(1) << digit
+            _st(q, _BITS + level, _ld(q, _BITS + level) | (np.int64(1) << digit))
             lmask |= np.int64(1) << level
         if free >= 0:
             c = free
-            free = q[nexts + c]
+            free = _ld(q, nexts + c)
         else:
             c = used
             used += 1
-        q[nexts + c] = h
-        q[b] = h = c
+        _st(q, nexts + c, h)
+        h = c
+        _st(q, b, c)
         g = 0
     e = entries + 2 * (h * CHUNK + g)
-    q[e] = key
-    q[e + 1] = v
-    q[b + 1] = g + 1
+    _st(q, e, key)
+    _st(q, e + 1, v)
+    _st(q, b + 1, g + 1)
     return free, used, lmask
 
 
@@ -117,16 +141,16 @@ def _tie(q, lo, hi, v):
     grows down while it has room there, so it never outgrows the queue's capacity."""
     if lo > 0:
         i = lo - 1
-        while i + 1 < hi and q[_TIES + i + 1] < v:
-            q[_TIES + i] = q[_TIES + i + 1]
+        while i + 1 < hi and _ld(q, _TIES + i + 1) < v:
+            _st(q, _TIES + i, _ld(q, _TIES + i + 1))
             i += 1
-        q[_TIES + i] = v
+        _st(q, _TIES + i, v)
         return lo - 1, hi
     i = hi
-    while i > lo and q[_TIES + i - 1] > v:
-        q[_TIES + i] = q[_TIES + i - 1]
+    while i > lo and _ld(q, _TIES + i - 1) > v:
+        _st(q, _TIES + i, _ld(q, _TIES + i - 1))
         i -= 1
-    q[_TIES + i] = v
+    _st(q, _TIES + i, v)
     return lo, hi + 1
 
 
@@ -154,16 +178,16 @@ def peek(q, qs):
         return np.inf, qs
     if least < 0:
         level = _ctz(lmask)
-        b = 2 * (level * 64 + _ctz(q[_BITS + level]))
-        c = q[b]
-        f = q[b + 1]
+        b = 2 * (level * 64 + _ctz(_ld(q, _BITS + level)))
+        c = _ld(q, b)
+        f = _ld(q, b + 1)
         least = _BIG
         while c >= 0:
             e = entries + 2 * c * CHUNK
             for j in range(f):
-                k = q[e + 2 * j]
+                k = _ld(q, e + 2 * j)
                 least = k if k < least else least
-            c = q[nexts + c]
+            c = _ld(q, nexts + c)
             f = CHUNK
     return time_of(least), (last, lmask, size, free, used, least, lo, hi, nexts, entries)
 
@@ -177,35 +201,35 @@ def pop(q, qs):
         last = least
         least = -1
         level = _ctz(lmask)
-        bits = q[_BITS + level]
+        bits = _ld(q, _BITS + level)
         b = 2 * (level * 64 + _ctz(bits))
         bits &= bits - 1
-        q[_BITS + level] = bits
+        _st(q, _BITS + level, bits)
         if bits == 0:
             lmask &= lmask - 1
-        c = q[b]
-        f = q[b + 1]
-        q[b] = -1
-        q[b + 1] = 0
+        c = _ld(q, b)
+        f = _ld(q, b + 1)
+        _st(q, b, -1)
+        _st(q, b + 1, 0)
         lo = hi = np.int64(0)
         while c >= 0:
             e = entries + 2 * c * CHUNK
             for j in range(f):
-                k = q[e + 2 * j]
+                k = _ld(q, e + 2 * j)
                 if k == last:
-                    q[_TIES + hi] = q[e + 2 * j + 1]
+                    _st(q, _TIES + hi, _ld(q, e + 2 * j + 1))
                     hi += 1
                 else:
                     free, used, lmask = _append(q, nexts, entries, free, used, k,
-                                                q[e + 2 * j + 1], last, lmask)
-            nxt = q[nexts + c]
-            q[nexts + c] = free  # the chunk is read: free it
+                                                _ld(q, e + 2 * j + 1), last, lmask)
+            nxt = _ld(q, nexts + c)
+            _st(q, nexts + c, free)  # the chunk is read: free it
             free = c
             c = nxt
             f = CHUNK
         if hi > 1:
             q[_TIES:_TIES + hi].sort()
-    v = q[_TIES + lo]
+    v = _ld(q, _TIES + lo)
     return v, (last, lmask, size - 1, free, used, least, lo + 1, hi, nexts, entries)
 
 
