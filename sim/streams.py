@@ -28,6 +28,7 @@ PURPOSES = {
 }
 
 _POOL_SIZE = 4  # SeedSequence's default pool of uint32 words
+_PCG64_WORDS = 4  # uint64 seed words a PCG64 asks for
 
 
 def stream(seed: int, replication: int, key: int, purpose: str) -> np.random.Generator:
@@ -52,7 +53,7 @@ class _SeedState(ISeedSequence):
         self.state = state
 
     def generate_state(self, n_words: int, dtype: type = np.uint32) -> np.ndarray:
-        if n_words != 4 or np.dtype(dtype) != np.uint64:
+        if n_words != _PCG64_WORDS or np.dtype(dtype) != np.uint64:
             raise ValueError("computed seed state serves PCG64 only (4 uint64 words)")
         return self.state
 
@@ -76,40 +77,42 @@ def _run_words(seed: int, replication: int) -> tuple[int, ...]:
     return run + (0,) * (_POOL_SIZE - len(run)) + _words(replication)
 
 
+_M32 = np.uint64(0xFFFFFFFF)
+_SHIFT = np.uint64(16)
+
+
+@njit(cache=True, inline="always")
+def _hashmix(value, hash_const, mult):
+    """SeedSequence's hashmix (uint32 arithmetic in the low bits of uint64, so that no constant
+    turns it into floats): the mixed value and the next hash constant."""
+    value ^= hash_const
+    hash_const = (hash_const * mult) & _M32
+    value = (value * hash_const) & _M32
+    return value ^ (value >> _SHIFT), hash_const
+
+
 @njit(cache=True)
 def _seed_state(words):
-    """SeedSequence's ``generate_state(4, uint64)`` for assembled entropy ``words`` (uint32
-    values in uint64): the pool mixing, then the output hash. uint32 arithmetic, kept in the
-    low 32 bits of uint64 (so no constant turns the arithmetic into floats)."""
-    m32 = np.uint64(0xFFFFFFFF)
-    sh = np.uint64(16)
+    """SeedSequence's ``generate_state(_PCG64_WORDS, uint64)`` for assembled entropy ``words`` (uint32
+    values in uint64): the pool mixing, then the output hash."""
     mult_a = np.uint64(0x931E8875)
     mix_l = np.uint64(0xCA01F9DD)
     mix_r = np.uint64(0x4973F715)
     hc = np.uint64(0x43B0D7E5)
-    pool = np.zeros(4, np.uint64)
+    pool = np.zeros(_POOL_SIZE, np.uint64)
     n = words.shape[0]
-    for i in range(4):
-        v = (words[i] if i < n else np.uint64(0)) ^ hc
-        hc = (hc * mult_a) & m32
-        v = (v * hc) & m32
-        pool[i] = v ^ (v >> sh)
-    for s in range(4 + max(n - 4, 0)):
-        for d in range(4):
-            if s < 4 and s == d:
+    for i in range(_POOL_SIZE):
+        pool[i], hc = _hashmix(words[i] if i < n else np.uint64(0), hc, mult_a)
+    for s in range(max(n, _POOL_SIZE)):  # the pool into itself, then the remaining words
+        for d in range(_POOL_SIZE):
+            if s == d:
                 continue
-            v = (pool[s] if s < 4 else words[s]) ^ hc
-            hc = (hc * mult_a) & m32
-            v = (v * hc) & m32
-            v ^= v >> sh
-            r = (mix_l * pool[d] - mix_r * v) & m32
-            pool[d] = r ^ (r >> sh)
-    out = np.empty(8, np.uint32)
+            v, hc = _hashmix(pool[s] if s < _POOL_SIZE else words[s], hc, mult_a)
+            r = (mix_l * pool[d] - mix_r * v) & _M32
+            pool[d] = r ^ (r >> _SHIFT)
+    out = np.empty(2 * _PCG64_WORDS, np.uint32)
     hb = np.uint64(0x8B51F9DD)
-    mult_b = np.uint64(0x58F38DED)
-    for i in range(8):
-        v = pool[i % 4] ^ hb
-        hb = (hb * mult_b) & m32
-        v = (v * hb) & m32
-        out[i] = np.uint32(v ^ (v >> sh))
+    for i in range(2 * _PCG64_WORDS):
+        v, hb = _hashmix(pool[i % _POOL_SIZE], hb, np.uint64(0x58F38DED))
+        out[i] = np.uint32(v)
     return out.view(np.uint64)
