@@ -323,7 +323,27 @@ def _pick(cum, length, u):
 
 
 @njit(cache=True)
-def _walk(cand, routing, los_u, pool_index, pool_cum, pool_len, next_target, next_cum, next_len):
+def _walk_one_stage(cand, routing, los_u, pool_index, pool_cum, pool_len, next_target, next_cum,
+                    next_len):
+    """:func:`_walk_steps` of a one-stage pathway: one visit per patient, no loop over steps."""
+    n = cand.shape[0]
+    counts = np.ones(n, np.int64)
+    exit_code = np.empty(n, np.int8)
+    v_pool = np.empty(n, np.int32)
+    v_u = np.empty(n)
+    n_pool, n_next = pool_len[0], next_len[0]
+    for p in range(n):
+        i = cand[p]
+        v_pool[p] = pool_index[0, _pick(pool_cum[0], n_pool, routing[i, 0])]
+        v_u[p] = los_u[i, 0]
+        nxt = next_target[0, _pick(next_cum[0], n_next, routing[i, 1])]
+        exit_code[p] = nxt if nxt < 0 else -1  # a next stage is past the last step: no exit
+    return counts, exit_code, v_pool, np.zeros(n, np.int32), v_u
+
+
+@njit(cache=True)
+def _walk_steps(cand, routing, los_u, pool_index, pool_cum, pool_len, next_target, next_cum,
+                next_len):
     """Walk accepted candidates through a pathway: per patient its visits and exit code.
 
     Step s of candidate i uses routing[i, 2s] for the pool, los_u[i, s] for the stay and
@@ -353,6 +373,13 @@ def _walk(cand, routing, los_u, pool_index, pool_cum, pool_len, next_target, nex
                 break
             j = nxt
     return counts, exit_code, v_pool[:m], v_stage[:m], v_u[:m]
+
+
+def _walk(cand, routing, los_u, pool_index, pool_cum, pool_len, next_target, next_cum, next_len):
+    """:func:`_walk_steps`, or its one-stage shortcut (every Derbyshire baseline cohort)."""
+    walk = _walk_one_stage if len(pool_len) == 1 else _walk_steps
+    return walk(cand, routing, los_u, pool_index, pool_cum, pool_len, next_target, next_cum,
+                next_len)
 
 
 def _stage_arrays(c: CohortNet):

@@ -80,6 +80,26 @@ def test_pick_is_searchsorted_right(weights, u):
         assert demand._pick(row, len(cum), x) == want
 
 
+@settings(max_examples=100, deadline=None)
+@given(pools=st.integers(1, 4), nexts=st.lists(st.integers(-3, 0), min_size=1, max_size=3),
+       n_cand=st.integers(0, 40), seed=st.integers(0, 2**32 - 1))
+def test_one_stage_walk_equals_the_step_loop(pools, nexts, n_cand, seed):
+    """The one-stage shortcut gives the step loop's visits and exits, also when a route names
+    a next stage (0: past the only step, so no exit code)."""
+    rng = np.random.default_rng(seed)
+    pool_cum = np.concatenate([np.sort(rng.random(pools - 1)), [1.0]])[None, :]
+    next_cum = np.concatenate([np.sort(rng.random(len(nexts) - 1)), [1.0]])[None, :]
+    arrays = (np.arange(pools, dtype=np.int32)[None, :] + 2, pool_cum, np.array([pools]),
+              np.array([nexts], np.int32), next_cum, np.array([len(nexts)]))
+    cand = np.flatnonzero(rng.random(n_cand) < 0.7)
+    routing, los_u = rng.random((n_cand, 2)), rng.random((n_cand, 1))
+    fast = demand._walk_one_stage(cand, routing, los_u, *arrays)
+    loop = demand._walk_steps(cand, routing, los_u, *arrays)
+    for a, b in zip(fast, loop, strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("low, high", [(0.0, 0.03), (0.03, 0.6), (-0.2, 0.0)])
 def test_more_intensity_keeps_every_patient_and_adds_some(low, high):
     """A cohort whose intensity is nowhere lower keeps every patient (same candidate, arrival,
