@@ -7,8 +7,9 @@ u if e + u w lies below the intensity at t. Bands are fixed per cohort and drawn
 one set of streams, and candidates keep their acceptance uniform and their own routing and LoS
 uniforms, so scenarios that differ only in rates (growth, profiles) share common patients: a
 higher intensity only adds patients, from the same bands or from bands stacked on top.
-The uniforms come from numpy streams; the per-candidate walks and the merge into one table are
-compiled loops (the same arithmetic as vectorised numpy, so tables are identical).
+The uniforms come from numpy streams (drawn by :mod:`sim.pcg64`'s compiled copy of their
+generator, value for value); the per-candidate walks and the merge into one table are compiled
+loops (the same arithmetic as vectorised numpy, so tables are identical).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import numpy as np
 from numba import njit
 
 from sim.network import CohortNet, Network
-from sim.streams import stream
+from sim.pcg64 import seeded_uniforms
+from sim.streams import stream, stream_seed
 
 
 @dataclass
@@ -423,13 +425,16 @@ def cohort_patients(c: CohortNet, horizon: float, seed: int, rep: int,
     """
     day, edges, starts, times = _candidate_times(c, horizon, seed, rep)
     n_cand = len(times)
-    accept = stream(seed, rep, c.key, "accept").random(n_cand)
-    cand = _thin(c, times, accept, day, edges, starts)
+
+    def draws(purpose: str, width: int = 1) -> np.ndarray:  # stream(...).random(n * width)
+        return seeded_uniforms(stream_seed(seed, rep, c.key, purpose), n_cand * width)
+
+    cand = _thin(c, times, draws("accept"), day, edges, starts)
     everyone = len(cand) == n_cand
-    mark = stream(seed, rep, c.key, "marks").random(n_cand) if marks else None
+    mark = draws("marks") if marks else None
     n_steps = len(c.stages)
-    routing = stream(seed, rep, c.key, "routing").random((n_cand, 2 * n_steps))
-    los_u = stream(seed, rep, c.key, "los").random((n_cand, n_steps))
+    routing = draws("routing", 2 * n_steps).reshape(n_cand, 2 * n_steps)
+    los_u = draws("los", n_steps).reshape(n_cand, n_steps)
     counts, exits, v_pool, v_local, v_u = _walk(cand, routing, los_u, *_stage_arrays(c))
     if n_steps == 1:
         v_los = c.stages[0].los.ppf(v_u)

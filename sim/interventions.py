@@ -759,7 +759,7 @@ def _first_in_lane(period, period_k, cand, u):
 def _uniforms(seed: int, rep: int, key: int, purpose: str, cand: np.ndarray, width: int) -> np.ndarray:
     """Per-candidate uniforms (rows indexed by candidate) from an intervention's stream: row c
     of ``random((n, width))``, drawn without the rows of candidates not asked for."""
-    from sim.stream_rows import stream_rows
+    from sim.pcg64 import stream_rows
     from sim.streams import stream
 
     return stream_rows(stream(seed, rep, key, purpose), cand, width)

@@ -33,9 +33,16 @@ _PCG64_WORDS = 4  # uint64 seed words a PCG64 asks for
 
 def stream(seed: int, replication: int, key: int, purpose: str) -> np.random.Generator:
     """The Generator for one replication, cohort key (stable hash) and purpose."""
+    return np.random.Generator(np.random.PCG64(_SeedState(stream_seed(seed, replication, key,
+                                                                      purpose))))
+
+
+def stream_seed(seed: int, replication: int, key: int, purpose: str) -> np.ndarray:
+    """The four uint64 words that seed :func:`stream`'s PCG64 (for compiled draws from it,
+    :func:`sim.pcg64.seeded_uniforms`, without a Generator)."""
     words = np.array(_run_words(seed, replication) + _words(key) + _words(PURPOSES[purpose]),
                      np.uint64)
-    return np.random.Generator(np.random.PCG64(_SeedState(_seed_state(words))))
+    return _seed_state(words)
 
 
 def reference_stream(seed: int, replication: int, key: int, purpose: str) -> np.random.Generator:

@@ -1,11 +1,15 @@
-"""Chosen rows of a stream's uniforms, drawn without the rows in between.
+"""numpy's PCG64 uniforms drawn in compiled code, value for value.
 
-``stream_rows(g, rows, width)`` equals ``g.random((n, width))[rows]`` for any n above the
-largest row, for a fresh PCG64 Generator ``g``, but costs by the rows asked for, not by n:
-PCG64 is a 128-bit linear congruential generator, so it can jump ahead k steps by composing
-the step k times in O(log k) multiplications (Brown, "Random number generation with arbitrary
-strides", 1994). Interventions pick a few thousand patients out of hundreds of thousands of
-candidates, each with a row of uniforms indexed by candidate (common random numbers).
+- ``uniforms(g, n)`` equals ``g.random(n)``, and ``seeded_uniforms(words, n)`` the same for
+  the PCG64 that ``words`` seed (``sim.streams.stream_seed``) without making a Generator. A
+  fill steps four interleaved lanes (draws 4i + j), each jumping four steps at a time: the
+  four chains of dependent 128-bit multiplications overlap, where numpy's fill waits on one.
+- ``stream_rows(g, rows, width)`` equals ``g.random((n, width))[rows]`` for any n above the
+  largest row, costing by the rows asked for when they are sparse: PCG64 is a 128-bit linear
+  congruential generator, so it can jump ahead k steps by composing the step k times in
+  O(log k) multiplications (Brown, "Random number generation with arbitrary strides", 1994).
+  Interventions pick a few thousand patients out of hundreds of thousands of candidates,
+  each with a row of uniforms indexed by candidate (common random numbers).
 
 numpy's PCG64 (XSL-RR 128/64) steps ``state = state * MULT + inc`` mod 2^128 and outputs
 ``rotr64(hi ^ lo, hi >> 58)`` of the new state; ``random()`` takes ``(output >> 11) * 2^-53``.
@@ -123,22 +127,85 @@ def _rows(shi, slo, ihi, ilo, rows, width, tables):
     return out
 
 
+def _state(generator: np.random.Generator) -> tuple[int, int]:
+    """The (state, increment) of a PCG64 Generator, as Python ints."""
+    bg = generator.bit_generator
+    if type(bg) is not np.random.PCG64:
+        raise TypeError(f"compiled draws need a PCG64 generator, not {type(bg).__name__}")
+    st = bg.state["state"]
+    return st["state"], st["inc"]
+
+
+def _split(x: int) -> tuple[np.uint64, np.uint64]:
+    """A 128-bit int as its (hi, lo) uint64 words."""
+    return np.uint64(x >> 64), np.uint64(x & _MASK64)
+
+
+_M_LANES_HI, _M_LANES_LO = _split(pow(_MULT, 4, 1 << 128))  # four steps: MULT^4 s + P4 inc
+_P_LANES_HI, _P_LANES_LO = _split((1 + _MULT + _MULT**2 + _MULT**3) % (1 << 128))
+
+
+@njit(cache=True, inline="always")
+def _lane(shi, slo, phi, plo):
+    """A lane's uniform, and its state four steps on (``p``: P4 inc)."""
+    hi, lo = _mul(_M_LANES_HI, _M_LANES_LO, shi, slo)
+    hi, lo = _add(hi, lo, phi, plo)
+    return _uniform(shi, slo), hi, lo
+
+
+@njit(cache=True)
+def _fill(shi, slo, ihi, ilo, n):
+    """The ``n`` uniforms after state s of the generator with increment inc: four interleaved
+    lanes (draws 4i, 4i+1, 4i+2, 4i+3), their states in scalars so that the multiplications of
+    the four chains overlap."""
+    phi, plo = _mul(_P_LANES_HI, _P_LANES_LO, ihi, ilo)
+    ah, al = _step(shi, slo, ihi, ilo)
+    bh, bl = _step(ah, al, ihi, ilo)
+    ch, cl = _step(bh, bl, ihi, ilo)
+    dh, dl = _step(ch, cl, ihi, ilo)
+    out = np.empty(n + 3)
+    for d in range(0, n, 4):
+        out[d], ah, al = _lane(ah, al, phi, plo)
+        out[d + 1], bh, bl = _lane(bh, bl, phi, plo)
+        out[d + 2], ch, cl = _lane(ch, cl, phi, plo)
+        out[d + 3], dh, dl = _lane(dh, dl, phi, plo)
+    return out[:n]
+
+
+@njit(cache=True)
+def seeded(words):
+    """PCG64's (state hi, lo, increment hi, lo) from the four uint64 words its seed sequence
+    gives, as numpy's ``pcg64_set_seed``: state 0, increment (initseq << 1) | 1, a step, the
+    initial state added, a step."""
+    ihi = (words[2] << np.uint64(1)) | (words[3] >> np.uint64(63))
+    ilo = (words[3] << np.uint64(1)) | np.uint64(1)
+    shi, slo = _add(ihi, ilo, words[0], words[1])  # the step from state 0 gives inc
+    shi, slo = _step(shi, slo, ihi, ilo)
+    return shi, slo, ihi, ilo
+
+
+@njit(cache=True)
+def seeded_uniforms(words, n):
+    """``random(n)`` of the PCG64 seeded with ``words`` (see :func:`seeded`)."""
+    shi, slo, ihi, ilo = seeded(words)
+    return _fill(shi, slo, ihi, ilo, n)
+
+
+def uniforms(generator: np.random.Generator, n: int) -> np.ndarray:
+    """``generator.random(n)``, counted from a PCG64 Generator's current state; the generator
+    itself does not move."""
+    s, inc = _state(generator)
+    return _fill(*_split(s), *_split(inc), int(n))
+
+
 def stream_rows(generator: np.random.Generator, rows: np.ndarray, width: int) -> np.ndarray:
     """``generator.random((n, width))[rows]`` for any n > max(rows), counted from a PCG64
     Generator's current state; the generator itself does not move."""
     rows = np.asarray(rows, np.int64)
     if rows.size and rows.min() < 0:
         raise ValueError("rows must be >= 0")
-    bg = generator.bit_generator
-    if type(bg) is not np.random.PCG64:
-        raise TypeError(f"stream_rows needs a PCG64 generator, not {type(bg).__name__}")
-    state = bg.state
+    s, inc = _state(generator)
     n = int(rows.max()) + 1 if rows.size else 0
-    if rows.size * _ROW_COST > n * width:
-        out = generator.random((n, width))[rows]
-        bg.state = state
-        return out
-    s, inc = state["state"]["state"], state["state"]["inc"]
-    u64 = np.uint64
-    return _rows(u64(s >> 64), u64(s & _MASK64), u64(inc >> 64), u64(inc & _MASK64), rows,
-                 int(width), _TABLES)
+    if rows.size * _ROW_COST > n * width:  # dense: every row drawn, the asked ones kept
+        return uniforms(generator, n * width).reshape(n, width)[rows]
+    return _rows(*_split(s), *_split(inc), rows, int(width), _TABLES)

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim import stream_rows as sr
-from sim.streams import stream
+from sim import pcg64 as sr
+from sim.streams import PURPOSES, stream, stream_seed
 
 
 def _full(generator: np.random.Generator, rows: np.ndarray, width: int) -> np.ndarray:
@@ -62,3 +62,40 @@ def test_negative_rows_and_other_generators_are_refused():
         sr.stream_rows(stream(1, 0, 0, "los"), np.array([3, -1]), 1)
     with pytest.raises(TypeError):
         sr.stream_rows(np.random.Generator(np.random.Philox(0)), np.array([1]), 1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**70), rep=st.integers(0, 10**6), key=st.integers(0, 2**64),
+       purpose=st.sampled_from(sorted(PURPOSES)), drawn=st.integers(0, 9),
+       n=st.integers(0, 2000))
+def test_fills_equal_numpy(seed, rep, key, purpose, drawn, n):
+    """Seeded from a stream's seed words, a fill is the stream's ``random(n)`` (every lane
+    count remainder, n = 0 included); from a part-used Generator, its next n draws."""
+    g = stream(seed, rep, key, purpose)
+    np.testing.assert_array_equal(sr.seeded_uniforms(stream_seed(seed, rep, key, purpose), n),
+                                  _full(g, np.arange(n), 1)[:, 0])
+    g.random(drawn)
+    state = g.bit_generator.state
+    got = sr.uniforms(g, n)
+    assert g.bit_generator.state == state
+    np.testing.assert_array_equal(got, g.random(n))
+
+
+def test_seeding_is_numpys():
+    """The state and increment PCG64 sets from four seed words, words at their edges too."""
+    for words in ([0, 0, 0, 0], [2**64 - 1] * 4, [1, 2**63, 2**63 - 1, 2**64 - 1],
+                  list(stream_seed(3, 4, 5, "los"))):
+        w = np.array(words, np.uint64)
+        st = np.random.PCG64(_Words(w)).state["state"]
+        assert tuple(sr.seeded(w)) == sr._split(st["state"]) + sr._split(st["inc"])
+
+
+class _Words(np.random.bit_generator.ISeedSequence):
+    """A seed sequence that hands PCG64 the given four words."""
+
+    def __init__(self, words: np.ndarray) -> None:
+        self.words = words
+
+    def generate_state(self, n_words, dtype=np.uint32):
+        assert n_words == 4 and np.dtype(dtype) == np.uint64
+        return self.words
