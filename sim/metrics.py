@@ -154,24 +154,19 @@ def unconstrained_stays(table: PatientTable) -> tuple[np.ndarray, np.ndarray]:
 @njit(cache=True)
 def visit_sums(visit_pool, used_pool, request, admit, leave, flags, visit_los, warmup, horizon,
                n_pools, hours4, hours12, last, moved_at, move_to):
-    """Per-pool request and stay sums in one pass over visits, after a pass that counts the
-    waits (each sum adds in visit order, as ``np.bincount``: equal to the vectorised sums bit
-    for bit).
+    """Per-pool request and stay sums in one pass over visits (each sum adds in visit order, as
+    ``np.bincount``: equal to the vectorised sums bit for bit).
 
-    Returns a [n_pools, _N_SUMS] matrix and the waits of patients arriving in the window,
-    grouped by requested pool (``wait_start`` offsets), for wait percentiles. Time in a bed past
-    the end of the stay is a delayed transfer, or on a ``last`` visit a discharge hold.
+    Returns a [n_pools, _N_SUMS] matrix, and the positive waits of patients asking in the
+    window with the pool asked for (in visit order), for wait percentiles: the other waits of
+    the ``_N_WAIT`` counted are zero. Time in a bed past the end of the stay is a delayed
+    transfer, or on a ``last`` visit a discharge hold.
     """
     m = visit_pool.shape[0]
     s = np.zeros((n_pools, _N_SUMS))
-    w_count = np.zeros(n_pools + 1, np.int64)
-    for v in range(m):
-        r = request[v]
-        if r >= warmup and r < horizon and not (flags[v] & LOST):
-            w_count[visit_pool[v] + 1] += 1
-    wait_start = np.cumsum(w_count)
-    waits = np.empty(wait_start[n_pools])
-    fill = wait_start[:n_pools].copy()
+    waits = np.empty(m)
+    wait_pool = np.empty(m, np.int32)
+    n_waits = 0
     for v in range(m):
         r = request[v]
         if r >= warmup and r < horizon:
@@ -189,8 +184,9 @@ def visit_sums(visit_pool, used_pool, request, admit, leave, flags, visit_los, w
                 s[k, _SUM_WAIT] += wt
                 s[k, _OVER_4H] += 1.0 * (wt > hours4)
                 s[k, _OVER_12H] += 1.0 * (wt > hours12)
-                waits[fill[k]] = wt
-                fill[k] += 1
+                waits[n_waits] = wt
+                wait_pool[n_waits] = k
+                n_waits += wt > 0.0  # kept only if positive: no branch
         a = admit[v]
         if np.isnan(a):
             continue
@@ -218,7 +214,7 @@ def visit_sums(visit_pool, used_pool, request, admit, leave, flags, visit_los, w
         waited = max(min(lv, horizon) - max(ready, warmup), 0.0)
         kb = move_to[k] if f & MOVED else k
         s[kb, _HELD if last[v] else _DELAYED] += waited
-    return s, waits, wait_start
+    return s, waits[:n_waits], wait_pool[:n_waits]
 
 
 @njit(cache=True, inline="always")
@@ -287,8 +283,11 @@ def unconstrained_sums(arrival, visit_start, visit_pool, visit_los, warmup, hori
 def percentile_nonnegative(values: np.ndarray, q: float) -> float:
     """``np.percentile(values, q)`` (linear method) of values >= 0, bit for bit, sorting only
     the positive values: in sorted order the zeros come first."""
-    n = values.size
-    positive = values[values > 0.0]
+    return percentile_with_zeros(values[values > 0.0], values.size, q)
+
+
+def percentile_with_zeros(positive: np.ndarray, n: int, q: float) -> float:
+    """:func:`percentile_nonnegative` of ``n`` values: ``positive`` and zeros."""
     zeros = n - positive.size
     virtual = (n - 1) * (q / 100)
     if virtual >= n - 1:
@@ -319,6 +318,7 @@ def replication_metrics(network: Network, table: PatientTable, trace: Trace, rep
         full_time, census = trace.path.full_time, trace.path.census
         untracked = ~network.tracked
         if untracked.any():  # beds the engine did not count: from the stays, exactly
+            census = census.copy()  # the trace stays as the engine left it
             add_stay_census(census, untracked, trace.used_pool, trace.admit, trace.leave,
                             first_midnight)
     else:
@@ -336,7 +336,7 @@ def replication_metrics(network: Network, table: PatientTable, trace: Trace, rep
         out[:, col["census_max"]] = census.max(axis=1)
 
     # Requests are attributed to the pool asked for; stays to the pool the bed was in.
-    s, waits, wait_start = visit_sums(
+    s, waits, wait_pool = visit_sums(
         table.visit_pool, trace.used_pool, trace.request, trace.admit, trace.leave, trace.flags,
         table.visit_los, w, h, n_pools, 4 * HOURS, 12 * HOURS, last_visits(table.visit_start),
         trace.moved_at, network.move_to)
@@ -349,9 +349,10 @@ def replication_metrics(network: Network, table: PatientTable, trace: Trace, rep
     out[:, col["waits_over_4h"]] = s[:, _OVER_4H]
     out[:, col["waits_over_12h"]] = s[:, _OVER_12H]
     for k in range(n_pools):
-        vals = waits[wait_start[k]:wait_start[k + 1]]
-        if vals.size:
-            out[k, col["wait_p95_days"]] = percentile_nonnegative(vals, 95)
+        n_waits = int(s[k, _N_WAIT])
+        if n_waits:
+            out[k, col["wait_p95_days"]] = percentile_with_zeros(waits[wait_pool == k], n_waits,
+                                                                 95)
     out[:, col["admissions"]] = s[:, _ADMISSIONS]
     bed_days = s[:, _BED_DAYS]
     out[:, col["bed_days"]] = bed_days

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from sim import bench, demand
 from sim.cli import main
-from sim.metrics import percentile_nonnegative
+from sim.metrics import percentile_nonnegative, percentile_with_zeros
 
 SECTIONS = (
     "Derbyshire baseline: numba vs SimPy engine",
@@ -117,6 +117,9 @@ def test_erlang_c_wait_matches_textbook_value():
 def test_percentile_nonnegative_is_numpy_percentile_bit_for_bit(values, q):
     arr = np.array(values)
     assert percentile_nonnegative(arr, q) == np.percentile(arr, q)
+    # as the metrics keep waits: the positive ones, in any order, and how many there are
+    positive = np.random.default_rng(len(values)).permutation(arr[arr > 0.0])
+    assert percentile_with_zeros(positive, arr.size, q) == np.percentile(arr, q)
 
 
 @settings(max_examples=100, deadline=None)

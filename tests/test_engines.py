@@ -12,7 +12,16 @@ from sim.demand import PatientTable
 from sim.engines import numba_core, simpy_model
 from sim.engines.borrowed import borrowed
 from sim.engines.radix_queue import new_queue, peek, pop, push
-from sim.metrics import _BED_DAYS, add_stay_census, last_visits, occupancy_path, visit_sums
+from sim.engines.trace import LOST
+from sim.metrics import (
+    _BED_DAYS,
+    POOL_METRICS,
+    add_stay_census,
+    last_visits,
+    occupancy_path,
+    replication_metrics,
+    visit_sums,
+)
 from sim.network import compile_network
 from sim.scenario import scenario_from_dict
 from tests.helpers import two_stage
@@ -133,6 +142,35 @@ def test_identical_traces_with_simultaneous_events(data):
 def test_identical_traces_on_generated_tables(network, seed):
     table = demand.generate(network, seed, 0)
     assert_same(network, table)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(network=networks(), seed=st.integers(0, 2**32 - 1))
+def test_wait_percentiles_are_numpys_of_the_traced_waits(network, seed):
+    """A pool's 95th-percentile wait is ``np.percentile`` of the waits of visits asking for it
+    in the window and not turned away (never admitted: waiting to the horizon)."""
+    table = demand.generate(network, seed, 0)
+    trace = numba_core.run(network, table, log=False)
+    got = replication_metrics(network, table, trace).pool[:, POOL_METRICS.index("wait_p95_days")]
+    r = trace.request
+    asked = (r >= network.warmup) & (r < network.horizon) & ((trace.flags & LOST) == 0)
+    waits = np.where(np.isnan(trace.admit), network.horizon, trace.admit) - r
+    for k in range(network.n_pools):
+        mine = waits[asked & (table.visit_pool == k)]
+        assert got[k] == (np.percentile(mine, 95) if mine.size else 0.0), k
+
+
+def test_metrics_leave_the_trace_as_it_was():
+    """Metrics of the same trace twice are the same (the untracked pools' census is added to a
+    copy of the engine's, not to the trace)."""
+    network = compile_network(two_stage(capacities=(40, None), run=120))
+    assert not network.tracked.all()
+    table = demand.generate(network, 3, 0)
+    trace = numba_core.run(network, table, log=False)
+    first, second = (replication_metrics(network, table, trace) for _ in range(2))
+    assert first.census[~network.tracked].any()
+    np.testing.assert_array_equal(first.census, second.census)
+    np.testing.assert_array_equal(first.pool, second.pool)
 
 
 def test_identical_traces_with_blocking_and_queues():
