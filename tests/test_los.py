@@ -354,6 +354,25 @@ def test_mixture_slices_and_rescaling() -> None:
     assert d.ppf(0.2) == pytest.approx(a.ppf(0.2 / 0.85), rel=1e-12)
 
 
+@settings(max_examples=100, deadline=None)
+@given(weights=st.lists(st.floats(0.0, 1.0), min_size=2, max_size=4),
+       means=st.lists(st.floats(0.01, 100.0), min_size=4, max_size=4),
+       u=st.lists(st.one_of(st.floats(0.0, 1.0, exclude_max=True),
+                            st.sampled_from([0.0, 2.0**-53, 1.0 - 2.0**-53, math.nan])),
+                  min_size=1, max_size=40))
+def test_exponential_mixture_shortcut_is_each_components_ppf(weights, means, u) -> None:
+    """The fused exponential mixture gives, bit for bit, each component's own ppf of its
+    rescaled uniforms (the generic path), NaN included."""
+    w = np.array(weights) + 1e-3
+    d = Mixture([Exponential(m) for m in means[:len(w)]], w / w.sum())
+    ua = np.array(u)
+    v, j = los._mixture_slices(ua, d._inner, d._cum, d._w_safe, False)
+    expected = np.empty_like(v)
+    for k, comp in enumerate(d.components):
+        expected[j == k] = comp.ppf(v[j == k])
+    np.testing.assert_array_equal(d.ppf(ua), expected)
+
+
 def test_mixture_zero_weight_component_is_never_drawn() -> None:
     d = Mixture([Fixed(1.0), Fixed(50.0), Fixed(3.0)], [0.5, 0.0, 0.5])
     x = d.ppf(np.random.default_rng(1).random(10_000))
