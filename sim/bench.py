@@ -694,11 +694,17 @@ def machine() -> dict[str, str]:
     }
 
 
-def header(quick: bool) -> str:
+def header(quick: bool, names: list[str] | None = None) -> str:
+    """The run's heading (quick or full; a partial run names its sections) and machine lines."""
     m = machine()
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"## {stamp} ({'quick' if quick else 'full'} run)\n\n"
+    kind = "quick" if quick else "full"
+    if names and list(names) != list(BENCHMARKS):
+        kind += f" run of {', '.join(names)} only"
+    else:
+        kind += " run"
+    return (f"## {stamp} ({kind})\n\n"
             f"- machine: {m['cpu']}, {m['cores']} cores, {m['os']}; load average at start "
             f"{load}\n"
             f"- timings: s/rep and admissions/s of in-process stages are CPU seconds of one "
@@ -718,7 +724,7 @@ def run_suite(names: list[str] | None = None, quick: bool = False,
     if unknown:
         raise ValueError(f"unknown benchmark(s) {', '.join(unknown)}; "
                          f"choose from {', '.join(BENCHMARKS)}")
-    parts = [header(quick)]
+    parts = [header(quick, chosen)]
     echo(parts[0])
     t0 = time.perf_counter()
     for name in chosen:
