@@ -278,45 +278,49 @@ from sim import bench
 from sim.executors import keep_freed_memory
 from sim.network import compile_network
 keep_freed_memory()  # as in bedflow's own processes
-quick, factor, n, n_ref = sys.argv[1] == "1", float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+quick, factor, n, k = sys.argv[1] == "1", float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 base = compile_network(bench._baseline(quick))
 network = compile_network(bench.scaled(bench._baseline(quick), factor))
 bench.warm(base)
-before, _ = bench.time_pipeline(base, n_ref, keep="metrics")
 bench.time_pipeline(network, 1, keep="metrics")  # steady state: this scale's memory in use once
-times, _ = bench.time_pipeline(network, n, keep="metrics")
-after, _ = bench.time_pipeline(base, n_ref, keep="metrics")
-print(json.dumps({"times": asdict(times), "before": asdict(before), "after": asdict(after)}))
+ref, _ = bench.time_pipeline(base, k, keep="metrics")
+times = bench.PipelineTimes()
+for i in range(n):  # by turns: a replication at this scale, then replications 0..k-1 at 1x
+    t, _ = bench.time_pipeline(network, 1, keep="metrics", first=i % k)
+    r, _ = bench.time_pipeline(base, k, keep="metrics")
+    times, ref = times + t, ref + r
+print(json.dumps({"times": asdict(times), "ref": asdict(ref)}))
 """
 
 
 def _scaling_child(quick: bool, factor: float, replications: int,
-                   ref_replications: int) -> tuple[PipelineTimes, PipelineTimes]:
-    """Time one scale in a fresh process, side by side with the 1x workload run just before and
-    just after it in the same process; returns the scale's times and the 1x reference (both)."""
+                   ref_block: int) -> tuple[PipelineTimes, PipelineTimes]:
+    """Time one scale in a fresh process, by turns with the 1x workload in the same process
+    (``ref_block`` 1x replications before the first replication at that scale and after each);
+    returns the scale's times and the 1x reference."""
     out = subprocess.run([sys.executable, "-c", _SCALING_CHILD, "1" if quick else "0",
-                          str(factor), str(replications), str(ref_replications)],
+                          str(factor), str(replications), str(ref_block)],
                          check=True, capture_output=True, text=True, cwd=ROOT).stdout
     res = json.loads(out.strip().splitlines()[-1])
-    return (PipelineTimes(**res["times"]),
-            PipelineTimes(**res["before"]) + PipelineTimes(**res["after"]))
+    return PipelineTimes(**res["times"]), PipelineTimes(**res["ref"])
 
 
 def bench_scaling(quick: bool = False) -> Section:
     """Cost against admissions: volumes and capacities scaled 1x, 10x, 100x."""
     sec = Section("Scaling: admissions and beds scaled alike")
+    factors = (1, 2, 4) if quick else (1, 10, 100)
+    reps = (2, 1, 1) if quick else (10, 6, 2)
+    ref_block = 1 if quick else 5
     sec.lines.append("Each scale runs in a fresh process (compile cache warm, one replication at "
                      "that scale first, so that its memory is in use as in a worker running many), "
-                     "between two runs of the 1x workload in the same process; ratios are per "
+                     f"by turns with the 1x workload in the same process: {ref_block} 1x "
+                     "replications before the first at that scale and after each. Ratios are per "
                      "replication against those 1x runs, so that both sides of a ratio see the "
-                     "machine in the same state.")
+                     "machine in the same states.")
     sec.lines.append("")
-    factors = (1, 2, 4) if quick else (1, 10, 100)
-    reps = (2, 1, 1) if quick else (10, 3, 1)
-    ref_reps = 2 if quick else 10
     rows = []
     for factor, n in zip(factors, reps, strict=True):
-        t, ref = _scaling_child(quick, factor, n, ref_reps)
+        t, ref = _scaling_child(quick, factor, n, ref_block)
         adm_ratio = (t.admissions / t.replications) / (ref.admissions / ref.replications)
         rows.append([f"{factor}x", n, t.admissions / t.replications, adm_ratio,
                      t.per_rep("generate") / ref.per_rep("generate"),
