@@ -28,8 +28,13 @@ _MASK64 = (1 << 64) - 1
 _JUMPS = 64  # jumps of 2^j steps, j < 64: any int64 distance
 _STEP_BELOW = 16  # shorter distances are stepped, not jumped
 #: A row costs about as much to jump to (sorted, then about log2 of the distance in 128-bit
-#: products) as this many uniforms cost numpy to draw: denser rows are drawn in full.
+#: products) as this many uniforms cost to draw: denser rows are drawn in full.
 _ROW_COST = 64
+
+
+def _split(x: int) -> tuple[np.uint64, np.uint64]:
+    """A 128-bit int as its (hi, lo) uint64 words."""
+    return np.uint64(x >> 64), np.uint64(x & _MASK64)
 
 
 @intrinsic
@@ -62,18 +67,19 @@ def _jump_tables() -> np.ndarray:
     out = np.empty((_JUMPS, 4), np.uint64)
     mult, plus = _MULT, 1
     for j in range(_JUMPS):
-        out[j] = (mult >> 64, mult & _MASK64, plus >> 64, plus & _MASK64)
+        out[j] = _split(mult) + _split(plus)
         plus = (plus * (mult + 1)) & ((1 << 128) - 1)
         mult = (mult * mult) & ((1 << 128) - 1)
     return out
 
 
 _TABLES = _jump_tables()
-_MULT_HI, _MULT_LO = np.uint64(_MULT >> 64), np.uint64(_MULT & _MASK64)
+_MULT_HI, _MULT_LO = _split(_MULT)
 
 
 @njit(cache=True, inline="always")
 def _step(shi, slo, ihi, ilo):
+    """The state one step on: state * MULT + inc."""
     hi, lo = _mul(shi, slo, _MULT_HI, _MULT_LO)
     return _add(hi, lo, ihi, ilo)
 
@@ -134,11 +140,6 @@ def _state(generator: np.random.Generator) -> tuple[int, int]:
         raise TypeError(f"compiled draws need a PCG64 generator, not {type(bg).__name__}")
     st = bg.state["state"]
     return st["state"], st["inc"]
-
-
-def _split(x: int) -> tuple[np.uint64, np.uint64]:
-    """A 128-bit int as its (hi, lo) uint64 words."""
-    return np.uint64(x >> 64), np.uint64(x & _MASK64)
 
 
 _M_LANES_HI, _M_LANES_LO = _split(pow(_MULT, 4, 1 << 128))  # four steps: MULT^4 s + P4 inc
