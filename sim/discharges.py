@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from sim.pcg64 import stream_rows
 from sim.streams import stream
 
 #: Key of the discharge stream of census-start patients (not a cohort: they have no candidate).
@@ -97,12 +98,12 @@ def hold_uniforms(network, table, seed: int, replication: int) -> np.ndarray:
         sel = np.flatnonzero((table.cohort == c.index) & (table.candidate >= 0))
         if sel.size:
             cand = table.candidate[sel]
-            u[sel] = stream(seed, replication, c.key, "discharge").random(int(cand.max()) + 1)[cand]
+            u[sel] = stream_rows(stream(seed, replication, c.key, "discharge"), cand, 1)[:, 0]
     initial = np.flatnonzero(table.candidate < 0)
     if initial.size:
         ident = -table.candidate[initial] - 1
-        u[initial] = stream(seed, replication, _INITIAL_KEY, "discharge").random(
-            int(ident.max()) + 1)[ident]
+        u[initial] = stream_rows(stream(seed, replication, _INITIAL_KEY, "discharge"), ident,
+                                 1)[:, 0]
     has_visits = table.visit_start[1:] > table.visit_start[:-1]
     eligible = np.flatnonzero(has_visits & (table.exit != _DIED))
     out[table.visit_start[eligible + 1] - 1] = u[eligible]

@@ -142,8 +142,8 @@ def _state(generator: np.random.Generator) -> tuple[int, int]:
     return st["state"], st["inc"]
 
 
-_M_LANES_HI, _M_LANES_LO = _split(pow(_MULT, 4, 1 << 128))  # four steps: MULT^4 s + P4 inc
-_P_LANES_HI, _P_LANES_LO = _split((1 + _MULT + _MULT**2 + _MULT**3) % (1 << 128))
+# four steps (the jump of 2^2): MULT^4 s + P4 inc
+_M_LANES_HI, _M_LANES_LO, _P_LANES_HI, _P_LANES_LO = _TABLES[2]
 
 
 @njit(cache=True, inline="always")
@@ -208,5 +208,5 @@ def stream_rows(generator: np.random.Generator, rows: np.ndarray, width: int) ->
     s, inc = _state(generator)
     n = int(rows.max()) + 1 if rows.size else 0
     if rows.size * _ROW_COST > n * width:  # dense: every row drawn, the asked ones kept
-        return uniforms(generator, n * width).reshape(n, width)[rows]
+        return _fill(*_split(s), *_split(inc), n * width).reshape(n, width)[rows]
     return _rows(*_split(s), *_split(inc), rows, int(width), _TABLES)
