@@ -9,7 +9,9 @@ least non-empty bucket into lower ones, each entry at least a level down, so an 
 few times (base 64: about log64 of the queue's size) instead of a binary heap's log2 sift of
 unpredictable comparisons. Buckets are linked chunks of ``CHUNK`` entries, read and written
 in sequence: linked single entries were faster on small queues but missed the cache on every
-move once the queue outgrew it (100x the Derbyshire baseline: 2.5x slower).
+move once the queue outgrew it (100x the Derbyshire baseline: 2.5x slower). Each bucket
+keeps its least key as entries arrive, so finding the next time reads one word instead of
+scanning the bucket.
 
 The queue is one int64 array (:func:`new_queue`; one array, because numba cannot drop the
 reference counting of several arrays passed to inlined functions in a hot loop; the engine
@@ -18,9 +20,9 @@ scalars that every call takes and returns, kept in registers by the compiled cal
 ``(last key popped, bit set of non-empty levels, entries, free chunk list, chunks used, least
 key outside the tie run or -1 if not known, tie run start, tie run end, offset of the chunks'
 links, offset of the entries)``. Array layout: per bucket (``LEVELS`` x 64) its chunk being
-filled and the entries in it; one bit set of non-empty digits per level; the tie run's visits;
-the next chunk of each chunk (its bucket's, or the free list's); then (key, visit) pairs,
-``CHUNK`` per chunk. The hot functions index it with :func:`_ld` and :func:`_st`, which skip
+filled, the entries in that chunk and its least key; one bit set of non-empty digits per
+level; the tie run's visits; the next chunk of each chunk (its bucket's, or the free list's);
+then (key, visit) pairs, ``CHUNK`` per chunk. The hot functions index it with :func:`_ld` and :func:`_st`, which skip
 numba's wraparound of negative indices (every index here is >= 0).
 """
 
@@ -33,10 +35,12 @@ from numba.extending import intrinsic
 
 DIGIT = 6  # bits per level: 64 buckets a level, one int64 bit set of them
 LEVELS = (64 + DIGIT - 1) // DIGIT
+_WIDTH = 1 << DIGIT  # buckets a level
+_MASK = _WIDTH - 1
 CHUNK = 32  # entries per chunk of a bucket
-_BITS = 2 * LEVELS * 64  # after each bucket's (first chunk, entries in it): the levels' bit sets
+_HEAD = 3  # per bucket: its chunk being filled, the entries in that chunk, its least key
+_BITS = _HEAD * LEVELS * _WIDTH  # after the buckets' heads: the levels' bit sets
 _TIES = _BITS + LEVELS  # the tie run
-_BIG = np.int64(9223372036854775807)
 
 
 @intrinsic
@@ -94,12 +98,12 @@ def _clz(typingctx, x):
 @njit(cache=True)
 def new_queue(capacity):
     """The array and scalars of an empty queue for at most ``capacity`` entries at once."""
-    n_chunks = capacity // CHUNK + LEVELS * 64 + 1
+    n_chunks = capacity // CHUNK + LEVELS * _WIDTH + 1
     nexts = _TIES + capacity
     entries = nexts + n_chunks
     q = np.empty(entries + 2 * CHUNK * n_chunks, np.int64)
-    q[0:_BITS:2] = -1
-    q[1:_BITS:2] = 0
+    q[0:_BITS:_HEAD] = -1
+    q[1:_BITS:_HEAD] = 0
     q[_BITS:_TIES] = 0
     return q, (np.int64(0), np.int64(0), np.int64(0), np.int64(-1), np.int64(0), np.int64(-1),
                np.int64(0), np.int64(0), np.int64(nexts), np.int64(entries))
@@ -110,10 +114,12 @@ def _append(q, nexts, entries, free, used, key, v, last, lmask):
     """Add (key, v), key != last, to its bucket; returns the free chunk list, the chunks used
     and the levels' bit set."""
     level = (63 - _clz(key ^ last)) // DIGIT
-    digit = (key >> (DIGIT * level)) & 63
-    b = 2 * (level * 64 + digit)
+    digit = (key >> (DIGIT * level)) & _MASK
+    b = _HEAD * (level * _WIDTH + digit)
     h = _ld(q, b)
     g = _ld(q, b + 1)
+    least = _ld(q, b + 2)
+    _st(q, b + 2, key if h < 0 or key < least else least)
     if h < 0 or g == CHUNK:
         if h < 0:
             _st(q, _BITS + level, _ld(q, _BITS + level) | (np.int64(1) << digit))
@@ -178,17 +184,7 @@ def peek(q, qs):
         return np.inf, qs
     if least < 0:
         level = _ctz(lmask)
-        b = 2 * (level * 64 + _ctz(_ld(q, _BITS + level)))
-        c = _ld(q, b)
-        f = _ld(q, b + 1)
-        least = _BIG
-        while c >= 0:
-            e = entries + 2 * c * CHUNK
-            for j in range(f):
-                k = _ld(q, e + 2 * j)
-                least = k if k < least else least
-            c = _ld(q, nexts + c)
-            f = CHUNK
+        least = _ld(q, _HEAD * (level * _WIDTH + _ctz(_ld(q, _BITS + level))) + 2)
     return time_of(least), (last, lmask, size, free, used, least, lo, hi, nexts, entries)
 
 
@@ -202,7 +198,7 @@ def pop(q, qs):
         least = -1
         level = _ctz(lmask)
         bits = _ld(q, _BITS + level)
-        b = 2 * (level * 64 + _ctz(bits))
+        b = _HEAD * (level * _WIDTH + _ctz(bits))
         bits &= bits - 1
         _st(q, _BITS + level, bits)
         if bits == 0:
@@ -244,7 +240,7 @@ def entries_of(q, qs):
         keys[i] = last
         visits[i] = q[_TIES + j]
         i += 1
-    for b in range(0, _BITS, 2):
+    for b in range(0, _BITS, _HEAD):
         c = q[b]
         f = q[b + 1]
         while c >= 0:
