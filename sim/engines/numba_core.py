@@ -178,20 +178,24 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
     day = 0
     acc[:, 1] = warmup
     path = not write_log
+    next_midnight = first_midnight if path and n_days > 0 else np.inf  # of census day ``day``
+    ta = arrival[0] if n > 0 else np.inf  # the next arrival, capacity change
+    tc = cc_time[0] if n_cc > 0 else np.inf
     while True:
-        ta = arrival[ia] if ia < n else np.inf
-        tc = cc_time[ic] if ic < n_cc else np.inf
         th, qs = peek(q, qs)
         t = min(ta, tc, th)
         # The occupancy path (no log kept), with occupancy_path's arithmetic: midnights before
         # t take the beds in use now; a pool's area is added up to t before its beds change at
-        # t (``advance_pool``), every pool's at a capacity change and at the horizon.
-        if path:
+        # t (``advance_pool``), every pool's at a capacity change and at the horizon. A change
+        # that leaves a pool below capacity before and after is skipped: it would add 0.0 and
+        # move the pool's integrated-up-to time, which only the next call made full reads.
+        if next_midnight < t:
             tt = min(t, horizon)
-            while day < n_days and first_midnight + day < tt:
+            while next_midnight < tt:
                 for k in range(n_pools):
                     census[k, day] = occ[k]
                 day += 1
+                next_midnight = first_midnight + day if day < n_days else np.inf
         if not t < horizon:
             if path:
                 for k in range(n_pools):
@@ -210,6 +214,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
             sp += 1
             cap[k] = cc_capacity[ic]
             ic += 1
+            tc = cc_time[ic] if ic < n_cc else np.inf
             if reduction[k] != _DRAIN and occ[k] > cap[k]:
                 moved_any = True
                 _reduce(k, t, occ, cap, reduction, move_to, queue, qs, flags, moved_at, write_log,
@@ -223,6 +228,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
         else:
             p = ia
             ia += 1
+            ta = arrival[ia] if ia < n else np.inf
             if visit_start[p + 1] > visit_start[p]:
                 w = visit_start[p]
         outcome = _TURNED_AWAY
@@ -233,7 +239,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
             if outcome == _ADMITTED:
                 admit[w] = t
                 if tracked[k]:
-                    if path:
+                    if path and occ[k] + 1 >= cap[k]:
                         advance_pool(k, t, occ, cap, acc_b)
                     occ[k] += 1
                     if write_log:
@@ -254,7 +260,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
             k = _bed_pool(held, held_pool, flags_b, move_to) if moved_any else held_pool
             # leave[held] = t: written after the loop (_left_at_end_of_stay), in visit order
             if k >= 0 and tracked[k]:
-                if path:
+                if path and occ[k] >= cap[k]:
                     advance_pool(k, t, occ, cap, acc_b)
                 occ[k] -= 1
                 if write_log:
@@ -270,7 +276,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                 q_head[k] = q_next[w]
                 if q_head[k] < 0:
                     q_tail[k] = -1
-                if path:
+                if path and occ[k] + 1 >= cap[k]:
                     advance_pool(k, t, occ, cap, acc_b)
                 occ[k] += 1
                 admit[w] = t
@@ -286,7 +292,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                           else used_pool[w - 1])
                     leave[w - 1] = t
                     if kp >= 0 and tracked[kp]:
-                        if path:
+                        if path and occ[kp] >= cap[kp]:
                             advance_pool(kp, t, occ, cap, acc_b)
                         occ[kp] -= 1
                         if write_log:
