@@ -150,7 +150,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
     occ = np.zeros(n_pools, np.int64)
     q_head = np.full(n_pools, -1, np.int64)
     q_tail = np.full(n_pools, -1, np.int64)
-    q_next = np.full(m, -1, np.int64)
+    q_next = np.empty(m, np.int64)  # written as a visit joins a queue
 
     first_of = np.zeros(m, np.bool_)
     last_of = np.zeros(m, np.bool_)
@@ -251,6 +251,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                                          hold_open, hold_close, first_weekday)
                     qs = push(q, qs, dep, _payload(w, k, last_of[w]))
             elif outcome == _QUEUED:
+                q_next[w] = -1
                 if q_tail[k] >= 0:
                     q_next[q_tail[k]] = w
                 else:
