@@ -528,49 +528,88 @@ def _clear_visits(keep_visit, visit_start, patients):
 
 
 @njit(cache=True)
-def _visit_order(pat, key, n_patients):
-    """``np.lexsort((key, pat))`` for patients in [0, n_patients): stable counting sort by
-    patient, then a stable insertion sort by key within each patient's (few) visits; also the
-    visit count of every patient."""
-    m = pat.shape[0]
-    counts = np.zeros(n_patients, np.int64)
-    for i in range(m):
-        counts[pat[i]] += 1
-    pos = np.zeros(n_patients + 1, np.int64)
-    for p in range(n_patients):
-        pos[p + 1] = pos[p] + counts[p]
-    nxt = pos[:-1].copy()
-    order = np.empty(m, np.int64)
-    for i in range(m):
-        p = pat[i]
-        order[nxt[p]] = i
-        nxt[p] += 1
-    for p in range(n_patients):
-        lo = pos[p]
-        for j in range(lo + 1, pos[p + 1]):
-            o = order[j]
-            kj = key[o]
-            q = j - 1
-            while q >= lo and key[order[q]] > kj:
-                order[q + 1] = order[q]
-                q -= 1
-            order[q + 1] = o
-    return order, counts
+def _rebuild_visits(keep_patient, keep_visit, visit_start, visit_pool, visit_los, visit_stage,
+                    add_p, add_o, add_pool, add_los, add_stage):
+    """The visits of the kept patients, renumbered, in CSR layout: the kept visits of the
+    table (order key ``2 * position``) and the added ones (``add_*``: patient, order key,
+    pool, stay, stage), each patient's sorted by order key, ties in that order (kept visits,
+    then added in turn), as ``np.lexsort((key, patient))`` of their concatenation: a stable
+    counting sort by patient, then an insertion sort within each patient's few visits."""
+    n = keep_patient.shape[0]
+    new_index = np.empty(n, np.int64)
+    n_new = 0
+    for p in range(n):
+        new_index[p] = n_new
+        n_new += keep_patient[p]
+    n_add = add_p.shape[0]
+    counts = np.zeros(n_new, np.int64)
+    for p in range(n):
+        if keep_patient[p]:
+            for v in range(visit_start[p], visit_start[p + 1]):
+                counts[new_index[p]] += keep_visit[v]
+    for i in range(n_add):
+        if keep_patient[add_p[i]]:
+            counts[new_index[add_p[i]]] += 1
+    start = np.zeros(n_new + 1, np.int64)
+    for p in range(n_new):
+        start[p + 1] = start[p] + counts[p]
+    total = start[n_new]
+    src = np.empty(total, np.int64)  # visit v, or m + i for added visit i
+    key = np.empty(total, np.int64)
+    nxt = start[:-1].copy()
+    m = visit_pool.shape[0]
+    for p in range(n):
+        if keep_patient[p]:
+            q = new_index[p]
+            for v in range(visit_start[p], visit_start[p + 1]):
+                if keep_visit[v]:
+                    src[nxt[q]] = v
+                    key[nxt[q]] = 2 * (v - visit_start[p])
+                    nxt[q] += 1
+    for i in range(n_add):
+        p = add_p[i]
+        if keep_patient[p]:
+            q = new_index[p]
+            src[nxt[q]] = m + i
+            key[nxt[q]] = add_o[i]
+            nxt[q] += 1
+    for q in range(n_new):  # stable insertion sort of each patient's (few) visits by key
+        lo = start[q]
+        for j in range(lo + 1, start[q + 1]):
+            kj, sj = key[j], src[j]
+            r = j - 1
+            while r >= lo and key[r] > kj:
+                key[r + 1] = key[r]
+                src[r + 1] = src[r]
+                r -= 1
+            key[r + 1] = kj
+            src[r + 1] = sj
+    pool = np.empty(total, np.int32)
+    los = np.empty(total)
+    stage = np.empty(total, np.int32)
+    for j in range(total):
+        v = src[j]
+        if v < m:
+            pool[j], los[j], stage[j] = visit_pool[v], visit_los[v], visit_stage[v]
+        else:
+            pool[j], los[j], stage[j] = add_pool[v - m], add_los[v - m], add_stage[v - m]
+    return start, pool, los, stage
 
 
 @njit(cache=True)
-def _lane_picks(who, mark, lane_start, level, full_share, lane, los, shorten, min_los,
+def _lane_picks(who, marks, lane_start, level, full_share, lane, los, shorten, min_los,
                 days_saved, use_days_saved, max_los):
-    """Patients ``who[i]`` a lever picks: mark ``u = mark - lane_start`` in
-    ``[0, min(full_share * level, lane))`` and a stay at the stage that is eligible (shorten:
+    """Patients ``who[i]`` a lever picks, and their lane positions: ``u = marks[i] - lane_start``
+    in ``[0, min(full_share * level, lane))`` and a stay at the stage that is eligible (shorten:
     ``>= min_los`` and ``> days_saved`` if given; else ``<= max_los``). The same comparisons as
     the numpy masks (``u < min(a, b)`` as ``u < a and u < b``, false for NaN)."""
     n = who.shape[0]
     out = np.empty(n, np.int64)
+    out_u = np.empty(n)
     k = 0
     for i in range(n):
         p = who[i]
-        u = mark[p] - lane_start
+        u = marks[i] - lane_start
         x = los[i]
         ok = (u >= 0.0) & (u < full_share * level[i]) & (u < lane) & (x == x)
         if shorten:
@@ -580,8 +619,28 @@ def _lane_picks(who, mark, lane_start, level, full_share, lane, los, shorten, mi
         else:
             ok = ok & (x <= max_los)
         out[k] = p
+        out_u[k] = u
         k += ok
-    return out[:k]
+    return out[:k], out_u[:k]
+
+
+@njit(cache=True)
+def _cohort_stays(who, hit, visit_patient, visit_los):
+    """Per patient ``who[i]`` (increasing): the stay of its visit among ``hit`` (increasing)
+    and that visit, NaN and -1 if none (a later visit of a patient wins, as a numpy scatter).
+    Both lists are walked in step: no random reads of per-patient arrays."""
+    n = who.shape[0]
+    los = np.full(n, np.nan)
+    where = np.full(n, -1, np.int64)
+    j = 0
+    for h in hit:
+        p = visit_patient[h]
+        while j < n and who[j] < p:
+            j += 1
+        if j < n and who[j] == p:
+            los[j] = visit_los[h]
+            where[j] = h
+    return los, where
 
 
 class _TableIndex:
@@ -602,6 +661,7 @@ class _TableIndex:
         if self.stage_ok:
             self.by_stage, self.stage_start, _ = group_by(stage, self.n_stages)
         self._levels: dict[tuple, np.ndarray] = {}
+        self._marks: dict[tuple[str, int], np.ndarray] = {}
         self._stage: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def patients(self, c: int) -> np.ndarray:
@@ -628,19 +688,16 @@ class _TableIndex:
         """:func:`_stage_los` restricted to ``patients(c)`` (same order)."""
         key = (stage, c)
         if key not in self._stage:
-            n = len(self.patients(c))
-            los = np.full(n, np.nan)
-            where = np.full(n, -1, dtype=np.int64)
-            hit = self.hits(stage)
-            owner = self.vp[hit]
-            mine = self.table.cohort[owner] == c
-            if not mine.all():
-                hit, owner = hit[mine], owner[mine]
-            at = self.positions(c, owner)
-            los[at] = self.table.visit_los[hit]
-            where[at] = hit
-            self._stage[key] = (los, where)
+            self._stage[key] = _cohort_stays(self.patients(c), self.hits(stage), self.vp,
+                                             self.table.visit_los)
         return self._stage[key]
+
+    def marks(self, name: str, mark: np.ndarray, c: int) -> np.ndarray:
+        """``mark[patients(c)]``, gathered once per cohort for every lever (``name`` keys it)."""
+        key = (name, c)
+        if key not in self._marks:
+            self._marks[key] = mark[self.patients(c)]
+        return self._marks[key]
 
     def level(self, ci: CompiledIntervention, c: int) -> np.ndarray:
         """``ci.level(arrival)`` of ``patients(c)`` (shared by levers with the same phasing)."""
@@ -686,7 +743,7 @@ def selected(network: Network, table: PatientTable, seed: int, replication: int,
     stay = (stay_marks(network, table, seed, replication, index)
             if any(ci.kind == "shorten" for ci in ivs) else None)
     for ci in ivs:
-        mark = stay if ci.kind == "shorten" else table.mark
+        mark, mark_name = (stay, "stay") if ci.kind == "shorten" else (table.mark, "mark")
         assert mark is not None
         monthly = ci.delivery == "monthly"
         picks, lane_u = [], []
@@ -696,11 +753,12 @@ def selected(network: Network, table: PatientTable, seed: int, replication: int,
             # monthly: every eligible patient in the lane is a candidate; the counts pick
             level = np.ones(len(who)) if monthly else index.level(ci, int(c))
             share = float(ci.lane) if monthly else ci.fraction * ci.scale
-            p = _lane_picks(who, mark, float(ci.lane_start[k]), level, share, float(ci.lane),
-                            los, ci.kind == "shorten", float(ci.min_los), float(ci.days_saved),
-                            bool(ci.days_saved), float(ci.max_los))
+            p, u = _lane_picks(who, index.marks(mark_name, mark, int(c)),
+                               float(ci.lane_start[k]), level, share, float(ci.lane), los,
+                               ci.kind == "shorten", float(ci.min_los), float(ci.days_saved),
+                               bool(ci.days_saved), float(ci.max_los))
             picks.append(p)
-            lane_u.append(mark[p] - float(ci.lane_start[k]))
+            lane_u.append(u)
         if not picks:
             out[ci.name] = np.zeros(0, np.int64)
         elif monthly:
@@ -808,8 +866,6 @@ def apply(network: Network, table: PatientTable, seed: int, replication: int) ->
         if ci.kind != "shorten":
             taken[picks[ci.name]] = True
     n, m = table.n_patients, table.n_visits
-    vp = index.vp
-    pos = np.arange(m) - table.visit_start[vp]
     keep_patient = np.ones(n, dtype=bool)
     keep_visit = np.ones(m, dtype=bool)
     visit_los = table.visit_los.copy()
@@ -856,7 +912,7 @@ def apply(network: Network, table: PatientTable, seed: int, replication: int) ->
                 assert sd is not None
                 u = _uniforms(seed, replication, ci.keys[k], "routing", cand, 1)[:, 0]
                 add_p.append(p)
-                add_o.append(2 * pos[v] + 1)
+                add_o.append(2 * (v - table.visit_start[index.vp[v]]) + 1)
                 add_pool.append(sd.pool_index[_pick(sd.pool_cum, u)])
                 if sd.los is None:
                     add_los.append(old - new)
@@ -864,24 +920,16 @@ def apply(network: Network, table: PatientTable, seed: int, replication: int) ->
                     add_los.append(sd.los.ppf(
                         _uniforms(seed, replication, ci.keys[k], "los", cand, 1)[:, 0]))
                 add_stage.append(np.full(p.size, ci.stage_offset, dtype=np.int32))
-    keep_visit &= keep_patient[vp]
-    pat = np.concatenate([vp[keep_visit]] + add_p).astype(np.int64)
-    order_key = np.concatenate([2 * pos[keep_visit]] + add_o).astype(np.int64)
-    pool = np.concatenate([table.visit_pool[keep_visit]] + add_pool).astype(np.int32)
-    los = np.concatenate([visit_los[keep_visit]] + add_los).astype(np.float64)
-    stage = np.concatenate([table.visit_stage[keep_visit]] + add_stage).astype(np.int32)
-    # Renumber kept patients; visits sorted by (patient, order key).
-    new_index = np.cumsum(keep_patient) - 1
-    alive = keep_patient[pat]
-    pat, order_key, pool, los, stage = (pat[alive], order_key[alive], pool[alive], los[alive],
-                                        stage[alive])
-    pat = new_index[pat]
-    n_new = int(keep_patient.sum())
-    o, counts = _visit_order(pat, order_key, n_new)  # np.lexsort((order_key, pat))
-    visit_start = np.zeros(n_new + 1, dtype=np.int64)
-    np.cumsum(counts, out=visit_start[1:])
+
+    def added(parts: list, dtype: type) -> np.ndarray:
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+    visit_start, pool, los, stage = _rebuild_visits(
+        keep_patient, keep_visit, table.visit_start, table.visit_pool, visit_los,
+        table.visit_stage, added(add_p, np.int64), added(add_o, np.int64),
+        added(add_pool, np.int32), added(add_los, np.float64), added(add_stage, np.int32))
     return PatientTable(
         arrival=table.arrival[keep_patient], cohort=table.cohort[keep_patient],
         candidate=table.candidate[keep_patient], mark=table.mark[keep_patient],
-        exit=exit_code[keep_patient], visit_start=visit_start, visit_pool=pool[o],
-        visit_los=los[o], visit_stage=stage[o])
+        exit=exit_code[keep_patient], visit_start=visit_start, visit_pool=pool,
+        visit_los=los, visit_stage=stage)

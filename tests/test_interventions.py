@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from sim import demand
 from sim.engines import run_engine
-from sim.interventions import _first_in_lane, selected
+from sim.interventions import _cohort_stays, _first_in_lane, _rebuild_visits, selected
 from sim.network import compile_network
 from sim.scenario import ScenarioError, scenario_from_dict
 
@@ -228,3 +228,63 @@ def test_monthly_selection_equals_ranking_by_lane_position(data):
                                     max_size=n_periods)), dtype=np.int64)
     np.testing.assert_array_equal(_first_in_lane(period, k, cand, u),
                                   _first_in_lane_by_sorting(period, k, cand, u))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_rebuilt_visits_equal_lexsort_of_the_concatenation(data):
+    """Kept visits (key 2 * position) and added ones, of kept patients, renumbered and sorted by
+    (patient, key) with ties in concatenation order: as np.lexsort of the numpy concatenation."""
+    counts = np.array(data.draw(st.lists(st.integers(0, 3), min_size=1, max_size=8)))
+    n, m = len(counts), int(counts.sum())
+    visit_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    keep_patient = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    keep_visit = np.array(data.draw(st.lists(st.booleans(), min_size=m, max_size=m)), bool)
+    n_add = data.draw(st.integers(0, 6))
+    add_p = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=n_add, max_size=n_add)),
+                     np.int64)
+    add_o = np.array(data.draw(st.lists(st.integers(0, 7), min_size=n_add, max_size=n_add)),
+                     np.int64)
+    pool = np.arange(m, dtype=np.int32)
+    los = np.arange(m) + 0.5
+    stage = np.arange(m, dtype=np.int32) * 2
+    add_pool = np.arange(n_add, dtype=np.int32) + 100
+    add_los = np.arange(n_add) + 100.5
+    add_stage = np.arange(n_add, dtype=np.int32) + 200
+    got = _rebuild_visits(keep_patient, keep_visit, visit_start, pool, los, stage, add_p, add_o,
+                          add_pool, add_los, add_stage)
+
+    vp = np.repeat(np.arange(n), counts)
+    kv = keep_visit & keep_patient[vp]
+    pat = np.concatenate([vp[kv], add_p])
+    key = np.concatenate([2 * (np.arange(m) - visit_start[vp])[kv], add_o])
+    cols = [np.concatenate([x[kv], y]) for x, y in
+            ((pool, add_pool), (los, add_los), (stage, add_stage))]
+    alive = keep_patient[pat]
+    new_index = np.cumsum(keep_patient) - 1
+    pat, key, cols = new_index[pat[alive]], key[alive], [c[alive] for c in cols]
+    o = np.lexsort((key, pat))
+    start = np.concatenate([[0], np.cumsum(np.bincount(pat, minlength=int(keep_patient.sum())))])
+    assert np.array_equal(got[0], start)
+    for g, c in zip(got[1:], cols, strict=True):
+        assert g.dtype == c.dtype and np.array_equal(g, c[o])
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_cohort_stays_equal_a_numpy_scatter(data):
+    """Walking the cohort's patients and the stage's visits in step gives the scatter by rank."""
+    counts = np.array(data.draw(st.lists(st.integers(0, 3), min_size=1, max_size=10)))
+    n, m = len(counts), int(counts.sum())
+    vp = np.repeat(np.arange(n), counts)
+    who = np.flatnonzero(np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n))))
+    hit = np.flatnonzero(np.array(data.draw(st.lists(st.booleans(), min_size=m, max_size=m)),
+                                  bool))
+    visit_los = np.arange(m) + 0.25
+    los, where = _cohort_stays(who, hit, vp, visit_los)
+    exp_los, exp_where = np.full(len(who), np.nan), np.full(len(who), -1)
+    mine = np.isin(vp[hit], who)
+    at = np.searchsorted(who, vp[hit][mine])
+    exp_los[at] = visit_los[hit][mine]
+    exp_where[at] = hit[mine]
+    assert np.array_equal(los, exp_los, equal_nan=True) and np.array_equal(where, exp_where)
