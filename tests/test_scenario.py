@@ -454,6 +454,17 @@ def test_yaml_duplicate_key(tmp_path: Path) -> None:
         load_scenario(path)
 
 
+def test_impossible_date_is_a_problem_with_its_path(tmp_path: Path) -> None:
+    """A date YAML cannot build (month 13) is reported with the others, not raised on load."""
+    text = MINIMAL.replace("start: 2015-04-01", "start: 2015-13-01").replace(
+        "warmup_days: 60", "warmup_days: -1")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, "date.yaml", text))
+    found = {p.path: p.message for p in info.value.problems}
+    assert "must be a date" in found["start"] and "2015-13-01" in str(info.value)
+    assert "warmup_days" in found
+
+
 @pytest.mark.parametrize(("text", "fragment"), [("", "file is empty"), ("- a\n- b\n", "must be a mapping")])
 def test_yaml_not_a_mapping(tmp_path: Path, text: str, fragment: str) -> None:
     with pytest.raises(ScenarioError, match=fragment):
