@@ -509,16 +509,6 @@ def _monthly_counts(scenario: Scenario, r: Resolved,
 # --------------------------------------------------------------------------- application
 
 
-def _stage_los(table: PatientTable, vp: np.ndarray, stage: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per patient: the LoS of its visit at a global stage (nan if none) and that visit's index."""
-    los = np.full(table.n_patients, np.nan)
-    where = np.full(table.n_patients, -1, dtype=np.int64)
-    hit = np.flatnonzero(table.visit_stage == stage)
-    los[vp[hit]] = table.visit_los[hit]
-    where[vp[hit]] = hit
-    return los, where
-
-
 @njit(cache=True)
 def _clear_visits(keep_visit, visit_start, patients):
     """``keep_visit[isin(visit_patient, patients)] = False`` through the CSR visit ranges."""
@@ -685,7 +675,8 @@ class _TableIndex:
         return self.by_stage[self.stage_start[stage]:self.stage_start[stage + 1]]
 
     def stage_los(self, stage: int, c: int) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`_stage_los` restricted to ``patients(c)`` (same order)."""
+        """Per patient of cohort ``c`` (as ``patients(c)``): the stay of its visit at a global
+        stage (NaN if none) and that visit's index (-1 if none)."""
         key = (stage, c)
         if key not in self._stage:
             self._stage[key] = _cohort_stays(self.patients(c), self.hits(stage), self.vp,

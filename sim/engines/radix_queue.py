@@ -22,8 +22,8 @@ key outside the tie run or -1 if not known, tie run start, tie run end, offset o
 links, offset of the entries)``. Array layout: per bucket (``LEVELS`` x 64) its chunk being
 filled, the entries in that chunk and its least key; one bit set of non-empty digits per
 level; the tie run's visits; the next chunk of each chunk (its bucket's, or the free list's);
-then (key, visit) pairs, ``CHUNK`` per chunk. The hot functions index it with :func:`_ld` and :func:`_st`, which skip
-numba's wraparound of negative indices (every index here is >= 0).
+then (key, visit) pairs, ``CHUNK`` per chunk. The hot functions index it with :func:`_ld`
+and :func:`_st`, which skip numba's wraparound of negative indices (every index here is >= 0).
 """
 
 from __future__ import annotations
