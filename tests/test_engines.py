@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -300,6 +302,47 @@ def test_event_queue_pops_in_time_then_index_order(data, n):
             now = max(now, t)
             want.append(v)
             want_t.append(t)
+    assert got.tolist() == want
+    assert got_t.tolist() == want_t
+
+
+@njit  # not cached, as _queue_order
+def _steady_queue(c, los, ids):
+    """Keep ``c`` ends of stay queued in a queue of capacity ``c``: pop one, push the next at
+    the time popped + los[i]; many more pushes than the capacity, so the run wraps around."""
+    q, qs = new_queue(c)
+    n = los.shape[0]
+    out = np.empty(n, np.int64)
+    times = np.empty(n)
+    for i in range(c):
+        qs = push(q, qs, los[i], ids[i])
+    for i in range(n):
+        times[i], qs = peek(q, qs)
+        out[i], qs = pop(q, qs)
+        if i + c < n:
+            qs = push(q, qs, times[i] + los[i + c], ids[i + c])
+    return out, times
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), c=st.integers(1, 40), n=st.integers(1, 600))
+def test_event_queue_at_capacity_pops_in_order(data, c, n):
+    """A queue held full for many more pushes than its capacity (as in the engine, whose
+    queue holds at most one end of stay per visit in a bed) pops in (time, visit) order."""
+    n = max(n, c)
+    los = np.array(data.draw(st.lists(st.sampled_from([0.0, 1e-9, 0.01, 0.5, 2.0, 30.0]),
+                                      min_size=n, max_size=n)))
+    ids = np.array(data.draw(st.permutations(range(n))), np.int64)
+    got, got_t = _steady_queue(c, los, ids)
+    alive = [(los[i], int(ids[i])) for i in range(c)]
+    heapq.heapify(alive)
+    want, want_t = [], []
+    for i in range(n):
+        t, v = heapq.heappop(alive)
+        want.append(v)
+        want_t.append(t)
+        if i + c < n:
+            heapq.heappush(alive, (t + los[i + c], int(ids[i + c])))
     assert got.tolist() == want
     assert got_t.tolist() == want_t
 

@@ -3,27 +3,30 @@
 Ends of stay are popped in time order and never scheduled before the last one popped, so a
 monotone queue works: keys are the bits of non-negative float64 times (ordered as integers),
 read as 6-bit digits. An entry sits in the bucket (level, digit) of the highest digit where its
-key differs from the last key popped, and that digit's value; entries equal to the last key
-popped are the *tie run*, kept sorted by visit. Popping, when the tie run is empty, empties the
-least non-empty bucket into lower ones, each entry at least a level down, so an entry moves a
-few times (base 64: about log64 of the queue's size) instead of a binary heap's log2 sift of
-unpredictable comparisons. Buckets are linked chunks of ``CHUNK`` entries, read and written
-in sequence: linked single entries were faster on small queues but missed the cache on every
-move once the queue outgrew it (100x the Derbyshire baseline: 2.5x slower). Each bucket
-keeps its least key as entries arrive, so finding the next time reads one word instead of
-scanning the bucket.
+key differs from ``last``, and that digit's value; ``last`` is at most every key in a bucket.
+The least keys are the *run*, sorted by (key, visit), popped from its front; a key at most
+``last`` is inserted there. When the run is empty the least non-empty bucket is taken: one of
+a single chunk is sorted into the run, and ``last`` becomes its greatest key (every other
+bucket stays valid: they hold greater keys with the same higher digits); a larger one is
+emptied into lower buckets with ``last`` its least key, each entry at least a level down, so an
+entry moves a few times (base 64: about log64 of the queue's size) instead of a binary heap's
+log2 sift of unpredictable comparisons. Buckets are linked chunks of ``CHUNK`` entries, read
+and written in sequence: linked single entries were faster on small queues but missed the
+cache on every move once the queue outgrew it (100x the Derbyshire baseline: 2.5x slower).
+Each bucket keeps its least key as entries arrive, so finding the next time reads one word.
 
 The queue is one int64 array (:func:`new_queue`; one array, because numba cannot drop the
 reference counting of several arrays passed to inlined functions in a hot loop; the engine
 passes it ``sim.engines.borrowed``, with no count at all) and a tuple of
 scalars that every call takes and returns, kept in registers by the compiled caller:
-``(last key popped, bit set of non-empty levels, entries, free chunk list, chunks used, least
-key outside the tie run or -1 if not known, tie run start, tie run end, offset of the chunks'
-links, offset of the entries)``. Array layout: per bucket (``LEVELS`` x 64) its chunk being
-filled, the entries in that chunk and its least key; one bit set of non-empty digits per
-level; the tie run's visits; the next chunk of each chunk (its bucket's, or the free list's);
-then (key, visit) pairs, ``CHUNK`` per chunk. The hot functions index it with :func:`_ld`
-and :func:`_st`, which skip numba's wraparound of negative indices (every index here is >= 0).
+``(last, bit set of non-empty levels, entries, free chunk list, chunks used, least key
+outside the run or -1 if not known, run start, run end, offset of the chunks' links, offset
+of the entries)``. Array layout: per bucket (``LEVELS`` x 64) its chunk being filled, the
+entries in that chunk and its least key; one bit set of non-empty digits per level; the run's
+keys, then its visits (capacity of each); the next chunk of each chunk (its bucket's, or the
+free list's); then (key, visit) pairs, ``CHUNK`` per chunk. The hot functions index it with
+:func:`_ld` and :func:`_st`, which skip numba's wraparound of negative indices (every index
+here is >= 0).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ _MASK = _WIDTH - 1
 CHUNK = 32  # entries per chunk of a bucket
 _HEAD = 3  # per bucket: its chunk being filled, the entries in that chunk, its least key
 _BITS = _HEAD * LEVELS * _WIDTH  # after the buckets' heads: the levels' bit sets
-_TIES = _BITS + LEVELS  # the tie run
+_RUN = _BITS + LEVELS  # the run: the least keys, sorted
 
 
 @intrinsic
@@ -98,20 +101,21 @@ def _clz(typingctx, x):
 @njit(cache=True)
 def new_queue(capacity):
     """The array and scalars of an empty queue for at most ``capacity`` entries at once."""
+    capacity = max(capacity, 1)
     n_chunks = capacity // CHUNK + LEVELS * _WIDTH + 1
-    nexts = _TIES + capacity
+    nexts = _RUN + 2 * capacity
     entries = nexts + n_chunks
     q = np.empty(entries + 2 * CHUNK * n_chunks, np.int64)
     q[0:_BITS:_HEAD] = -1
     q[1:_BITS:_HEAD] = 0
-    q[_BITS:_TIES] = 0
+    q[_BITS:_RUN] = 0
     return q, (np.int64(0), np.int64(0), np.int64(0), np.int64(-1), np.int64(0), np.int64(-1),
                np.int64(0), np.int64(0), np.int64(nexts), np.int64(entries))
 
 
 @njit(cache=True, inline="always")
 def _append(q, nexts, entries, free, used, key, v, last, lmask):
-    """Add (key, v), key != last, to its bucket; returns the free chunk list, the chunks used
+    """Add (key, v), key > last, to its bucket; returns the free chunk list, the chunks used
     and the levels' bit set."""
     level = (63 - _clz(key ^ last)) // DIGIT
     digit = (key >> (DIGIT * level)) & _MASK
@@ -142,21 +146,26 @@ def _append(q, nexts, entries, free, used, key, v, last, lmask):
 
 
 @njit(cache=True, inline="always")
-def _tie(q, lo, hi, v):
-    """Insert visit ``v`` into the sorted tie run [lo, hi); returns its new bounds. The run
-    grows down while it has room there, so it never outgrows the queue's capacity."""
-    if lo > 0:
-        i = lo - 1
-        while i + 1 < hi and _ld(q, _TIES + i + 1) < v:
-            _st(q, _TIES + i, _ld(q, _TIES + i + 1))
-            i += 1
-        _st(q, _TIES + i, v)
-        return lo - 1, hi
+def _insert(q, run, lo, hi, key, v):
+    """Insert (key, v) into the sorted run [lo, hi) (keys at ``_RUN + i``, visits at
+    ``_RUN + run + i``); returns its new bounds. The run is moved to the start of its space
+    when it reaches the end, so it never outgrows the queue's capacity (``run``)."""
+    if hi == run:
+        for j in range(hi - lo):
+            _st(q, _RUN + j, _ld(q, _RUN + lo + j))
+            _st(q, _RUN + run + j, _ld(q, _RUN + run + lo + j))
+        hi -= lo
+        lo = 0
     i = hi
-    while i > lo and _ld(q, _TIES + i - 1) > v:
-        _st(q, _TIES + i, _ld(q, _TIES + i - 1))
+    while i > lo:
+        k = _ld(q, _RUN + i - 1)
+        if k < key or (k == key and _ld(q, _RUN + run + i - 1) < v):
+            break
+        _st(q, _RUN + i, k)
+        _st(q, _RUN + run + i, _ld(q, _RUN + run + i - 1))
         i -= 1
-    _st(q, _TIES + i, v)
+    _st(q, _RUN + i, key)
+    _st(q, _RUN + run + i, v)
     return lo, hi + 1
 
 
@@ -165,8 +174,8 @@ def push(q, qs, t, v):
     """Schedule visit ``v``'s end of stay at ``t`` (>= 0 and >= the last time popped)."""
     last, lmask, size, free, used, least, lo, hi, nexts, entries = qs
     key = _bits(t)
-    if key == last:
-        lo, hi = _tie(q, lo, hi, v)
+    if key <= last:
+        lo, hi = _insert(q, (nexts - _RUN) >> 1, lo, hi, key, v)
     else:
         free, used, lmask = _append(q, nexts, entries, free, used, key, v, last, lmask)
         if least >= 0 and key < least:
@@ -179,7 +188,7 @@ def peek(q, qs):
     """Time of the next end of stay (inf if none), and the state (the least key now known)."""
     last, lmask, size, free, used, least, lo, hi, nexts, entries = qs
     if hi > lo:
-        return time_of(last), qs
+        return time_of(_ld(q, _RUN + lo)), qs
     if size == 0:
         return np.inf, qs
     if least < 0:
@@ -193,9 +202,8 @@ def pop(q, qs):
     """Remove the next end of stay (after :func:`peek`); returns its visit index and the state."""
     _, qs = peek(q, qs)
     last, lmask, size, free, used, least, lo, hi, nexts, entries = qs
-    if hi == lo:  # the least bucket moves down; its least key becomes the last popped
-        last = least
-        least = -1
+    run = (nexts - _RUN) >> 1
+    if hi == lo:  # the run is empty: the least bucket becomes it, or moves down
         level = _ctz(lmask)
         bits = _ld(q, _BITS + level)
         b = _HEAD * (level * _WIDTH + _ctz(bits))
@@ -208,24 +216,35 @@ def pop(q, qs):
         _st(q, b, -1)
         _st(q, b + 1, 0)
         lo = hi = np.int64(0)
-        while c >= 0:
+        if _ld(q, nexts + c) < 0:  # one chunk: sorted into the run, its greatest key the last
             e = entries + 2 * c * CHUNK
             for j in range(f):
-                k = _ld(q, e + 2 * j)
-                if k == last:
-                    _st(q, _TIES + hi, _ld(q, e + 2 * j + 1))
-                    hi += 1
-                else:
-                    free, used, lmask = _append(q, nexts, entries, free, used, k,
-                                                _ld(q, e + 2 * j + 1), last, lmask)
-            nxt = _ld(q, nexts + c)
-            _st(q, nexts + c, free)  # the chunk is read: free it
+                lo, hi = _insert(q, run, lo, hi, _ld(q, e + 2 * j), _ld(q, e + 2 * j + 1))
+            _st(q, nexts + c, free)
             free = c
-            c = nxt
-            f = CHUNK
-        if hi > 1:
-            q[_TIES:_TIES + hi].sort()
-    v = _ld(q, _TIES + lo)
+            last = _ld(q, _RUN + hi - 1)
+        else:  # its least key becomes the last popped; the others move down
+            last = least
+            while c >= 0:
+                e = entries + 2 * c * CHUNK
+                for j in range(f):
+                    k = _ld(q, e + 2 * j)
+                    if k == last:
+                        _st(q, _RUN + hi, k)
+                        _st(q, _RUN + run + hi, _ld(q, e + 2 * j + 1))
+                        hi += 1
+                    else:
+                        free, used, lmask = _append(q, nexts, entries, free, used, k,
+                                                    _ld(q, e + 2 * j + 1), last, lmask)
+                nxt = _ld(q, nexts + c)
+                _st(q, nexts + c, free)  # the chunk is read: free it
+                free = c
+                c = nxt
+                f = CHUNK
+            if hi > 1:
+                q[_RUN + run:_RUN + run + hi].sort()
+        least = -1
+    v = _ld(q, _RUN + run + lo)
     return v, (last, lmask, size - 1, free, used, least, lo + 1, hi, nexts, entries)
 
 
@@ -233,12 +252,13 @@ def pop(q, qs):
 def entries_of(q, qs):
     """Every queued (key, visit) pair, as two arrays (in no particular order)."""
     last, _, n, _, _, _, lo, hi, nexts, entries = qs
+    run = (nexts - _RUN) >> 1
     keys = np.empty(n, np.int64)
     visits = np.empty(n, np.int64)
     i = 0
     for j in range(lo, hi):
-        keys[i] = last
-        visits[i] = q[_TIES + j]
+        keys[i] = q[_RUN + j]
+        visits[i] = q[_RUN + run + j]
         i += 1
     for b in range(0, _BITS, _HEAD):
         c = q[b]
