@@ -1,0 +1,146 @@
+"""The engine's shortcut for pools that patients visit once: the Kiefer-Wolfowitz recursion.
+
+When every patient has at most one visit, pools neither overflow nor change capacity, and no
+log is asked for, a pool is a FIFO G/G/c queue (or loss system) fed only by its own arrivals:
+a patient's bed comes free at the least of the c times its beds next come free (a tournament tree),
+so each patient costs one replace-top instead of an arrival and an end-of-stay event. It fills
+the same outputs as :func:`sim.engines.numba_core.simulate` with the same arithmetic: start =
+max(arrival, least free time), end = the engine's departure; a pool is full from an arrival
+until its least free time or its next arrival; time full is summed in ticks (trace.ticks), so
+that any split of the same full intervals gives the same sum, bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from sim.discharges import stay_end
+from sim.engines.trace import FOUND_FULL, LOST, ticks
+from sim.metrics import midnight_index
+from sim.network import LOSE, OVERFLOW, UNLIMITED
+
+__all__ = ["applies", "replay"]
+
+
+def applies(network, table) -> bool:
+    """Whether the recursion replays this table exactly: one visit at most per patient, no
+    overflow, no capacity changes (so no moves or outliers), a number of beds in every pool
+    whose beds the engine counts."""
+    return (len(network.cc_time) == 0
+            and not (network.policy == OVERFLOW).any()
+            and bool((network.capacity[network.tracked] < UNLIMITED).all())
+            and bool((np.diff(table.visit_start) <= 1).all()))
+
+
+@njit(cache=True, inline="always")
+def _replace_least(val, leaf, lo, x):
+    """Put ``x`` in place of the least free time in the tournament tree at ``lo``: the
+    winner's leaf takes x and its path to the root is replayed, one sibling per level: a fixed
+    number of steps and selects, without the unpredictable branches of a heap's sift (both
+    loads come first, so that the choice compiles to selects: see compile_cache.keep_selects)."""
+    i = leaf[lo + 1]
+    val[lo + i] = x
+    v = x
+    d = i
+    while i > 1:
+        vj = val[lo + (i ^ 1)]
+        dj = leaf[lo + (i ^ 1)]
+        b = vj < v
+        d = dj if b else d
+        v = vj if b else v
+        i >>= 1
+        val[lo + i] = v
+        leaf[lo + i] = d
+
+
+@njit(cache=True)
+def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizon, tracked,
+           hold_u, hold_on, hold_factor, hold_open, hold_close, first_weekday,
+           used_pool, request, admit, leave, flags, warmup, first_midnight, acc, census):
+    """Fill the per-visit outputs, ``acc[:, 0]`` (time full, in ticks) and ``census`` as
+    numba_core.simulate does on such a network without a log (same arguments)."""
+    n = arrival.shape[0]
+    n_pools = capacity.shape[0]
+    n_days = census.shape[1]
+    lo = np.zeros(n_pools + 1, np.int64)  # pool k's tree: nodes lo[k] + 1 .. lo[k + 1] - 1
+    for k in range(n_pools):
+        width = 1 if tracked[k] else 0  # no beds: one leaf, never free
+        while width < capacity[k] and tracked[k]:
+            width *= 2
+        lo[k + 1] = lo[k] + 2 * width
+    val = np.full(lo[n_pools], np.inf)  # a node's least free time below it (no bed: inf)
+    leaf = np.zeros(lo[n_pools], np.int64)  # the leaf it is at
+    for k in range(n_pools):
+        width = (lo[k + 1] - lo[k]) // 2
+        for i in range(width):
+            leaf[lo[k] + width + i] = width + i
+            if i < capacity[k]:
+                val[lo[k] + width + i] = -np.inf
+        for i in range(width - 1, 0, -1):
+            j = 2 * i + (val[lo[k] + 2 * i + 1] < val[lo[k] + 2 * i])
+            val[lo[k] + i] = val[lo[k] + j]
+            leaf[lo[k] + i] = leaf[lo[k] + j]
+    # The arrival a pool has been full since (inf: not full). Sums, selects and min/max, not
+    # branches, in the loop: whether a patient finds the pool full is a coin toss near capacity.
+    full_since = np.full(n_pools, np.inf)
+    full = np.zeros(n_pools)  # ticks
+    diff = np.zeros((n_pools, n_days + 1), np.int64)
+    t_lo = ticks(warmup)
+    t_hi = ticks(horizon)
+    any_hold = hold_u.shape[0] > 0  # (a call per patient costs more than its sum)
+    for p in range(n):
+        a = arrival[p]
+        if not a < horizon:
+            break
+        w = visit_start[p]
+        if visit_start[p + 1] == w:
+            continue
+        k = visit_pool[w]
+        request[w] = a
+        used_pool[w] = k
+        if not tracked[k]:
+            admit[w] = a
+            dep = a + visit_los[w]
+            if any_hold:
+                dep = stay_end(a, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
+                               hold_close, first_weekday)
+            if dep < horizon:
+                leave[w] = dep
+            continue
+        root = lo[k] + 1
+        f = val[root]
+        # full from full_since until its least free time or this arrival (in the window)
+        full[k] += max(ticks(min(f, a, horizon)) - max(ticks(full_since[k]), t_lo), 0.0)
+        found_full = f > a
+        flags[w] = FOUND_FULL * found_full
+        if found_full and (policy[k] == LOSE or capacity[k] == 0):  # lost, or never a bed
+            flags[w] = FOUND_FULL | (LOST if policy[k] == LOSE else 0)
+            full_since[k] = a
+            continue
+        start = max(a, f)
+        dep = start + visit_los[w]
+        if any_hold:
+            dep = stay_end(start, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
+                           hold_close, first_weekday)
+        _replace_least(val, leaf, lo[k], dep)
+        full_since[k] = a if val[root] > a else np.inf
+        if start < horizon:
+            admit[w] = start
+            if dep < horizon:
+                leave[w] = dep
+            diff[k, midnight_index(start, first_midnight, n_days)] += 1
+            diff[k, midnight_index(dep, first_midnight, n_days)] -= 1
+    for k in range(n_pools):
+        if not tracked[k]:
+            continue
+        if capacity[k] == 0:  # full throughout
+            full[k] = max(t_hi - t_lo, 0.0)
+        else:
+            f = val[lo[k] + 1]
+            full[k] += max(ticks(min(f, horizon)) - max(ticks(full_since[k]), t_lo), 0.0)
+        acc[k, 0] = full[k]
+        run = np.int64(0)
+        for d in range(n_days):
+            run += diff[k, d]
+            census[k, d] = run
