@@ -68,9 +68,10 @@ def networks(draw, single_visit: bool = False):
 
 @st.composite
 def tied_tables(draw, network):
-    """Patient tables on a coarse time grid, so many events happen at exactly the same time."""
+    """Patient tables on a coarse time grid, so many events happen at exactly the same time
+    (some arrivals after the horizon)."""
     n = draw(st.integers(1, 60))
-    arrival = np.sort(np.array(draw(st.lists(st.integers(0, 80), min_size=n, max_size=n)))) / 2.0
+    arrival = np.sort(np.array(draw(st.lists(st.integers(0, 96), min_size=n, max_size=n)))) / 2.0
     stages = network.cohorts[0].stages
     counts = np.array(draw(st.lists(st.integers(1, len(stages)), min_size=n, max_size=n)))
     m = int(counts.sum())

@@ -16,11 +16,11 @@ import numpy as np
 from numba import njit
 
 from sim.discharges import stay_end
-from sim.engines.trace import FOUND_FULL, LOST, ticks
+from sim.engines.trace import FOUND_FULL, LOST, TICKS_PER_DAY, OccupancyPath, Trace, ticks
 from sim.metrics import midnight_index
 from sim.network import LOSE, OVERFLOW, UNLIMITED
 
-__all__ = ["applies", "replay"]
+__all__ = ["applies", "replay", "run"]
 
 
 def applies(network, table) -> bool:
@@ -30,7 +30,33 @@ def applies(network, table) -> bool:
     return (len(network.cc_time) == 0
             and not (network.policy == OVERFLOW).any()
             and bool((network.capacity[network.tracked] < UNLIMITED).all())
-            and bool((np.diff(table.visit_start) <= 1).all()))
+            and _at_most_one_visit(table.visit_start))
+
+
+def run(network, table) -> Trace:
+    """The trace, without a log, of a table the recursion :func:`applies` to."""
+    m = table.visit_pool.shape[0]
+    outputs = (np.empty(m, np.int32), np.empty(m), np.empty(m), np.empty(m), np.empty(m, np.int8),
+               np.empty(m))  # used_pool, request, admit, leave, flags, moved_at
+    acc = np.zeros((network.n_pools, 2))
+    census = np.zeros((network.n_pools, network.n_days), np.int32)
+    d = network.discharges
+    hold_u = table.visit_hold_u if table.visit_hold_u is not None else np.empty(0)
+    replay(table.arrival, table.visit_start, table.visit_pool, table.visit_los,
+           network.capacity, network.policy, network.horizon, network.tracked,
+           hold_u, d.on, d.factor, d.open, d.close, d.first_weekday, *outputs,
+           network.warmup, float(np.ceil(network.warmup)), acc, census)
+    no_log = (np.empty(0), np.empty(0, np.int32), np.empty(0, np.int8))
+    return Trace(*outputs[:5], *no_log, outputs[5], OccupancyPath(acc[:, 0] / TICKS_PER_DAY,
+                                                                  census))
+
+
+@njit(cache=True)
+def _at_most_one_visit(visit_start):
+    for p in range(visit_start.shape[0] - 1):
+        if visit_start[p + 1] - visit_start[p] > 1:
+            return False
+    return True
 
 
 @njit(cache=True, inline="always")
@@ -57,9 +83,11 @@ def _replace_least(val, leaf, lo, x):
 @njit(cache=True)
 def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizon, tracked,
            hold_u, hold_on, hold_factor, hold_open, hold_close, first_weekday,
-           used_pool, request, admit, leave, flags, warmup, first_midnight, acc, census):
-    """Fill the per-visit outputs, ``acc[:, 0]`` (time full, in ticks) and ``census`` as
-    numba_core.simulate does on such a network without a log (same arguments)."""
+           used_pool, request, admit, leave, flags, moved_at, warmup, first_midnight, acc,
+           census):
+    """Write every per-visit output (the arrays come uninitialised), ``acc[:, 0]`` (time full,
+    in ticks) and ``census`` as numba_core.simulate does on such a network without a log (same
+    arguments)."""
     n = arrival.shape[0]
     n_pools = capacity.shape[0]
     n_days = census.shape[1]
@@ -89,24 +117,28 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
     t_lo = ticks(warmup)
     t_hi = ticks(horizon)
     any_hold = hold_u.shape[0] > 0  # (a call per patient costs more than its sum)
+    m = visit_pool.shape[0]
+    reached = m  # visits from here on belong to patients arriving at or after the horizon
     for p in range(n):
         a = arrival[p]
-        if not a < horizon:
-            break
         w = visit_start[p]
+        if not a < horizon:
+            reached = w
+            break
         if visit_start[p + 1] == w:
             continue
         k = visit_pool[w]
         request[w] = a
         used_pool[w] = k
+        moved_at[w] = np.nan
         if not tracked[k]:
+            flags[w] = 0
             admit[w] = a
             dep = a + visit_los[w]
             if any_hold:
                 dep = stay_end(a, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
                                hold_close, first_weekday)
-            if dep < horizon:
-                leave[w] = dep
+            leave[w] = dep if dep < horizon else np.nan
             continue
         root = lo[k] + 1
         f = val[root]
@@ -116,6 +148,8 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
         flags[w] = FOUND_FULL * found_full
         if found_full and (policy[k] == LOSE or capacity[k] == 0):  # lost, or never a bed
             flags[w] = FOUND_FULL | (LOST if policy[k] == LOSE else 0)
+            admit[w] = np.nan
+            leave[w] = np.nan
             full_since[k] = a
             continue
         start = max(a, f)
@@ -125,12 +159,18 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
                            hold_close, first_weekday)
         _replace_least(val, leaf, lo[k], dep)
         full_since[k] = a if val[root] > a else np.inf
-        if start < horizon:
-            admit[w] = start
-            if dep < horizon:
-                leave[w] = dep
-            diff[k, midnight_index(start, first_midnight, n_days)] += 1
-            diff[k, midnight_index(dep, first_midnight, n_days)] -= 1
+        admit[w] = start if start < horizon else np.nan
+        leave[w] = dep if dep < horizon else np.nan
+        # in a bed at the midnights in [start, dep); none if it starts after the horizon
+        diff[k, midnight_index(start, first_midnight, n_days)] += 1
+        diff[k, midnight_index(dep, first_midnight, n_days)] -= 1
+    for w in range(reached, m):
+        used_pool[w] = -1
+        request[w] = np.nan
+        admit[w] = np.nan
+        leave[w] = np.nan
+        flags[w] = 0
+        moved_at[w] = np.nan
     for k in range(n_pools):
         if not tracked[k]:
             continue

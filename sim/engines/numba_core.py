@@ -336,6 +336,8 @@ def run(network, table, log: bool = True, event_loop: bool = False) -> Trace:
         raise ValueError(f"the engine takes at most {_POOLS} pools, not {network.n_pools}")
     if not network.horizon < MAX_HORIZON:
         raise ValueError(f"the engine takes horizons under {MAX_HORIZON:g} days")
+    if not log and not event_loop and kiefer_wolfowitz.applies(network, table):
+        return kiefer_wolfowitz.run(network, table)
     m = table.visit_pool.shape[0]
     used_pool = np.full(m, -1, np.int32)
     request = np.full(m, np.nan)
@@ -352,15 +354,6 @@ def run(network, table, log: bool = True, event_loop: bool = False) -> Trace:
     hold_u = table.visit_hold_u if table.visit_hold_u is not None else np.empty(0)
     acc = np.zeros((network.n_pools, 2))
     census = np.zeros((network.n_pools, 0 if log else network.n_days), np.int32)
-    if not log and not event_loop and kiefer_wolfowitz.applies(network, table):
-        kiefer_wolfowitz.replay(
-            table.arrival, table.visit_start, table.visit_pool, table.visit_los,
-            network.capacity, network.policy, network.horizon, network.tracked,
-            hold_u, d.on, d.factor, d.open, d.close, d.first_weekday,
-            used_pool, request, admit, leave, flags, network.warmup,
-            float(np.ceil(network.warmup)), acc, census)
-        return Trace(used_pool, request, admit, leave, flags, log_time, log_pool, log_delta,
-                     moved_at, OccupancyPath(acc[:, 0] / TICKS_PER_DAY, census))
     n_log = simulate(
         table.arrival, table.visit_start, table.visit_pool, table.visit_los,
         network.capacity, network.policy, network.overflow_to,
