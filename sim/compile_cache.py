@@ -55,10 +55,10 @@ def keep_selects() -> bool:
 
     Its cmov converter makes a branch of a select on a loop's critical path, expecting it to be
     predictable; the engine's selects (which bed comes free first, whether a pool is full) are
-    coin tosses, and each wrong guess costs more than the select (measured side by side: the
-    Derbyshire baseline's event loop 1.4x faster without it, the recursion's tree 3x). Only
-    code generation changes, never a result. Set before anything is compiled; returns whether
-    it was set (not on other architectures).
+    coin tosses, and each wrong guess costs more than the select (fresh compiles side by side:
+    the recursion, sim.engines.kiefer_wolfowitz, 2.1x faster on the Derbyshire baseline; the
+    event loop the same within noise). Only code generation changes, never a result. Set
+    before anything is compiled; returns whether it was set (not on other architectures).
     """
     import platform
 

@@ -189,6 +189,16 @@ def test_recursion_replays_a_busy_queue_and_a_loss_system_exactly():
         assert 0.05 < found_full < 0.95, found_full
 
 
+def test_recursion_is_left_to_the_event_loop_when_its_trees_outgrow_the_cache():
+    for beds, expected in ((626, True), (30_000, True), (40_000, False)):
+        doc = {"name": "big", "start": "2020-01-01", "warmup_days": 0, "run_days": 5,
+               "pools": {"ward": {"capacity": beds, "when_full": "queue"}},
+               "cohorts": {"c": {"arrivals": {"per_year": 3650}, "pathway": [
+                   {"stage": "s", "pool": "ward", "los": {"dist": "exponential", "mean": 1}}]}}}
+        network = compile_network(scenario_from_dict(doc))
+        assert kiefer_wolfowitz.applies(network, demand.generate(network, 1, 0)) is expected
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(network=networks(), seed=st.integers(0, 2**32 - 1))
 def test_wait_percentiles_are_numpys_of_the_traced_waits(network, seed):
