@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from sim import demand
-from sim.engines import numba_core, run_engine
+from sim.engines import kiefer_wolfowitz, numba_core, run_engine
 from sim.metrics import POOL_METRICS, replication_metrics
 from sim.network import Network, compile_network
 from sim.scenario import Scenario, load_scenario, scenario_from_dict, set_path
@@ -238,6 +238,17 @@ def _engines_section(title: str, scenario: Scenario, quick: bool, numba_reps: in
     sec.lines.append(f"The ratios divide by numba on those tables with its occupancy log on: "
                      f"engine {_cell(nb_same.per_rep('engine'))} s/rep, pipeline "
                      f"{_cell(nb_same.per_rep('total'))} s/rep.")
+    table = demand.generate(network, SEED, 0)
+    if kiefer_wolfowitz.applies(network, table):
+        shortcut, loop = _shortcut_and_loop(network, 2 if quick else 10)
+        sec.lines.append("")
+        sec.lines.append(
+            f"Every patient here visits one pool, so without a log the engine takes the "
+            f"Kiefer-Wolfowitz recursion. By turns on the same tables: recursion "
+            f"{_cell(shortcut)} admissions/s, the general event loop {_cell(loop)} "
+            f"(recursion / event loop: {_cell(shortcut / loop)}x).")
+        sec.figures["numba_event_loop_admissions_per_s"] = loop
+    del table
     sec.figures.update({
         "numba_engine_admissions_per_s": nb.rate("engine"),
         "numba_pipeline_admissions_per_s": nb.rate("total"),
@@ -247,6 +258,22 @@ def _engines_section(title: str, scenario: Scenario, quick: bool, numba_reps: in
         "traces_identical": float(identical),
     })
     return sec
+
+
+def _shortcut_and_loop(network: Network, replications: int) -> tuple[float, float]:
+    """Engine admissions/s (no log) of the recursion and of the event loop, by turns on the
+    tables of replications 0, 1, ..."""
+    seconds = [0.0, 0.0]
+    admissions = 0
+    for r in range(replications):
+        table = demand.generate(network, SEED, r)
+        for i, event_loop in enumerate((False, True)):
+            t0 = cpu_clock()
+            numba_core.run(network, table, log=False, event_loop=event_loop)
+            seconds[i] += cpu_clock() - t0
+        admissions += table.n_patients
+        del table
+    return admissions / seconds[0], admissions / seconds[1]
 
 
 def bench_derbyshire(quick: bool = False) -> Section:
@@ -410,7 +437,7 @@ from sim import demand
 from sim.bench import _baseline
 from sim.executors import keep_freed_memory
 keep_freed_memory()  # as in bedflow's own processes
-from sim.engines import numba_core, run_engine
+from sim.engines import kiefer_wolfowitz, numba_core, run_engine
 from sim.metrics import POOL_METRICS, replication_metrics
 from sim.network import compile_network
 quick, counts = sys.argv[1] == "1", [int(x) for x in sys.argv[2:]]
