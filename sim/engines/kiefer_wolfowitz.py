@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit
 
 from sim.discharges import stay_end
+from sim.engines.radix_queue import _ld, _st  # array access without negative-index wraparound
 from sim.engines.trace import FOUND_FULL, LOST, TICKS_PER_DAY, OccupancyPath, Trace, ticks
 from sim.metrics import midnight_index
 from sim.network import LOSE, OVERFLOW, UNLIMITED
@@ -79,20 +80,22 @@ def _replace_least(val, leaf, lo, x):
     """Put ``x`` in place of the least free time in the tournament tree at ``lo``: the
     winner's leaf takes x and its path to the root is replayed, one sibling per level: a fixed
     number of steps and selects, without the unpredictable branches of a heap's sift (both
-    loads come first, so that the choice compiles to selects: see compile_cache.keep_selects)."""
-    i = leaf[lo + 1]
-    val[lo + i] = x
+    loads come first, so that the choice compiles to selects: see compile_cache.keep_selects).
+    Here and in the replay's loop, per-patient arrays are read and written with _ld / _st:
+    every index is >= 0, and numba's wraparound of negative ones cost a third of the time."""
+    i = _ld(leaf, lo + 1)
+    _st(val, lo + i, x)
     v = x
     d = i
     while i > 1:
-        vj = val[lo + (i ^ 1)]
-        dj = leaf[lo + (i ^ 1)]
+        vj = _ld(val, lo + (i ^ 1))
+        dj = _ld(leaf, lo + (i ^ 1))
         b = vj < v
         d = dj if b else d
         v = vj if b else v
         i >>= 1
-        val[lo + i] = v
-        leaf[lo + i] = d
+        _st(val, lo + i, v)
+        _st(leaf, lo + i, d)
 
 
 @njit(cache=True)
@@ -140,12 +143,12 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
         if not a < horizon:
             reached = w
             break
-        if visit_start[p + 1] == w:
+        if _ld(visit_start, p + 1) == w:
             continue
-        k = visit_pool[w]
-        request[w] = a
-        used_pool[w] = k
-        moved_at[w] = np.nan
+        k = _ld(visit_pool, w)
+        _st(request, w, a)
+        _st(used_pool, w, k)
+        _st(moved_at, w, np.nan)
         if not tracked[k]:
             flags[w] = 0
             admit[w] = a
@@ -160,7 +163,7 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
         # full from full_since until its least free time or this arrival (in the window)
         full[k] += max(ticks(min(f, a, horizon)) - max(ticks(full_since[k]), t_lo), 0.0)
         found_full = f > a
-        flags[w] = FOUND_FULL * found_full
+        _st(flags, w, FOUND_FULL * found_full)
         if found_full and (policy[k] == LOSE or capacity[k] == 0):  # lost, or never a bed
             flags[w] = FOUND_FULL | (LOST if policy[k] == LOSE else 0)
             admit[w] = np.nan
@@ -168,14 +171,14 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
             full_since[k] = a
             continue
         start = max(a, f)
-        dep = start + visit_los[w]
+        dep = start + _ld(visit_los, w)
         if any_hold:
             dep = stay_end(start, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
                            hold_close, first_weekday)
         _replace_least(val, leaf, lo[k], dep)
         full_since[k] = a if val[root] > a else np.inf
-        admit[w] = start if start < horizon else np.nan
-        leave[w] = dep if dep < horizon else np.nan
+        _st(admit, w, start if start < horizon else np.nan)
+        _st(leave, w, dep if dep < horizon else np.nan)
         # in a bed at the midnights in [start, dep); none if it starts after the horizon
         diff[k, midnight_index(start, first_midnight, n_days)] += 1
         diff[k, midnight_index(dep, first_midnight, n_days)] -= 1
