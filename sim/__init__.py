@@ -2,10 +2,9 @@
 
 from typing import Any
 
-from sim.compile_cache import keep_selects, use_source_keyed_cache
+from sim.compile_cache import use_source_keyed_cache
 
 use_source_keyed_cache()  # before any module below defines a cached numba function
-keep_selects()
 
 from sim.experiment import compare, run  # noqa: E402
 from sim.scenario import ScenarioError, load_scenario  # noqa: E402

@@ -1,5 +1,4 @@
-"""How numba compiles bedflow: where it keeps the code (a directory per version of the
-source), and one LLVM option.
+"""Where numba keeps compiled code: a directory per version of bedflow's source.
 
 numba checks a cached function against its own file only, so a change to a function it inlines
 from another module (the engine's queue, discharge holds) would leave stale machine code in use.
@@ -48,23 +47,3 @@ def use_source_keyed_cache() -> Path | None:
     config.CACHE_DIR = str(here)
     os.environ["NUMBA_CACHE_DIR"] = str(here)  # for worker processes started from here
     return here
-
-
-def keep_selects() -> bool:
-    """Tell LLVM not to turn selects (cmov) back into branches in loops, on x86-64.
-
-    Its cmov converter makes a branch of a select on a loop's critical path, expecting it to be
-    predictable; the engine's selects (which bed comes free first, whether a pool is full) are
-    coin tosses, and each wrong guess costs more than the select (fresh compiles side by side:
-    the recursion, sim.engines.kiefer_wolfowitz, 2.1x faster on the Derbyshire baseline; the
-    event loop the same within noise). Only code generation changes, never a result. Set
-    before anything is compiled; returns whether it was set (not on other architectures).
-    """
-    import platform
-
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return False
-    import llvmlite.binding as llvm
-
-    llvm.set_option("bedflow", "-x86-cmov-converter=false")
-    return True
