@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from sim import demand
-from sim.engines import run_engine
+from sim.engines import kiefer_wolfowitz, numba_core, run_engine
 from sim.metrics import POOL_METRICS, replication_metrics
 from sim.network import Network, compile_network
 from sim.scenario import Scenario, load_scenario, scenario_from_dict, set_path
@@ -238,6 +238,17 @@ def _engines_section(title: str, scenario: Scenario, quick: bool, numba_reps: in
     sec.lines.append(f"The ratios divide by numba on those tables with its occupancy log on: "
                      f"engine {_cell(nb_same.per_rep('engine'))} s/rep, pipeline "
                      f"{_cell(nb_same.per_rep('total'))} s/rep.")
+    table = demand.generate(network, SEED, 0)
+    if kiefer_wolfowitz.applies(network, table):
+        shortcut, loop = _shortcut_and_loop(network, 2 if quick else 10)
+        sec.lines.append("")
+        sec.lines.append(
+            f"Every patient here visits one pool, so without a log the engine takes the "
+            f"Kiefer-Wolfowitz recursion. By turns on the same tables: recursion "
+            f"{_cell(shortcut)} admissions/s, the general event loop {_cell(loop)} "
+            f"(recursion / event loop: {_cell(shortcut / loop)}x).")
+        sec.figures["numba_event_loop_admissions_per_s"] = loop
+    del table
     sec.figures.update({
         "numba_engine_admissions_per_s": nb.rate("engine"),
         "numba_pipeline_admissions_per_s": nb.rate("total"),
@@ -247,6 +258,22 @@ def _engines_section(title: str, scenario: Scenario, quick: bool, numba_reps: in
         "traces_identical": float(identical),
     })
     return sec
+
+
+def _shortcut_and_loop(network: Network, replications: int) -> tuple[float, float]:
+    """Engine admissions/s (no log) of the recursion and of the event loop, by turns on the
+    tables of replications 0, 1, ..."""
+    seconds = [0.0, 0.0]
+    admissions = 0
+    for r in range(replications):
+        table = demand.generate(network, SEED, r)
+        for i, event_loop in enumerate((False, True)):
+            t0 = cpu_clock()
+            numba_core.run(network, table, log=False, event_loop=event_loop)
+            seconds[i] += cpu_clock() - t0
+        admissions += table.n_patients
+        del table
+    return admissions / seconds[0], admissions / seconds[1]
 
 
 def bench_derbyshire(quick: bool = False) -> Section:
@@ -410,7 +437,7 @@ from sim import demand
 from sim.bench import _baseline
 from sim.executors import keep_freed_memory
 keep_freed_memory()  # as in bedflow's own processes
-from sim.engines import run_engine
+from sim.engines import kiefer_wolfowitz, numba_core, run_engine
 from sim.metrics import POOL_METRICS, replication_metrics
 from sim.network import compile_network
 quick, counts = sys.argv[1] == "1", [int(x) for x in sys.argv[2:]]
@@ -567,11 +594,17 @@ def bench_single_pool(quick: bool = False) -> Section:
     ws: dict[str, list[float]] = {name: [] for name in runners}
     adm = dict.fromkeys(runners, 0)
     wall = dict.fromkeys(runners, 0.0)
+    loop_s = 0.0  # the engine's general event loop on the same tables (no shortcut)
     for r in range(max(reps.values())):
         if r < reps["numba"]:
             t, metrics = time_pipeline(network, 1, keep="metrics", first=r)
             times = times + t
             nb_waits.append(float(metrics[0].pool[0, POOL_METRICS.index("mean_wait_days")]))
+            table = demand.generate(network, SEED, r)
+            t0 = cpu_clock()
+            numba_core.run(network, table, log=False, event_loop=True)
+            loop_s += cpu_clock() - t0
+            del table
         for name, runner in runners.items():
             if r < reps[name]:
                 t0 = cpu_clock()
@@ -581,10 +614,14 @@ def bench_single_pool(quick: bool = False) -> Section:
                 adm[name] += a
     rows = [["numba (table + engine + metrics)", reps["numba"], days["numba"],
              times.admissions / times.replications, times.per_rep("total"), times.rate("total")],
-            ["numba engine only", reps["numba"], days["numba"],
-             times.admissions / times.replications, times.per_rep("engine"), times.rate("engine")]]
+            ["numba engine only (Kiefer-Wolfowitz recursion)", reps["numba"], days["numba"],
+             times.admissions / times.replications, times.per_rep("engine"), times.rate("engine")],
+            ["numba engine only, event loop", reps["numba"], days["numba"],
+             times.admissions / times.replications, loop_s / times.replications,
+             times.admissions / loop_s]]
     waits = {"numba": _mc(nb_waits)}
-    rates = {"numba": times.rate("total"), "numba_engine": times.rate("engine")}
+    rates = {"numba": times.rate("total"), "numba_engine": times.rate("engine"),
+             "numba_event_loop": times.admissions / loop_s}
     for name in runners:
         waits[name] = _mc(ws[name])
         rates[name] = adm[name] / wall[name]
@@ -605,14 +642,19 @@ def bench_single_pool(quick: bool = False) -> Section:
                      f"{SP_WARMUP:g} days; Erlang C mean wait {theory * 24:.3f} h. Agreement: "
                      f"|z| < 4 against numba and against theory, with standard errors across "
                      f"replications. Timed by turns: replication r of numba, then of SimPy, then "
-                     f"of Ciw, so that every ratio compares runs made minutes apart at most.")
+                     f"of Ciw, so that every ratio compares runs made minutes apart at most. "
+                     f"Patients here visit one pool, so the engine replays them by the "
+                     f"Kiefer-Wolfowitz recursion (sim.engines.kiefer_wolfowitz: the event "
+                     f"loop's trace, tested bit for bit); the event-loop row times the general "
+                     f"loop, which every multi-stage network runs, on the same tables.")
     sec.lines.append("")
     sec.table(["model", "reps", "mean wait h", "s.e. h", "z vs numba", "z vs Erlang C",
                "agrees"], agree_rows)
     sec.table(["model", "reps", "run days", "admissions/rep", "s/rep", "admissions/s"], rows)
     ratio_rows = []
     for name in runners:
-        for nb_key, label in (("numba", "pipeline"), ("numba_engine", "engine")):
+        for nb_key, label in (("numba", "pipeline"), ("numba_engine", "engine"),
+                              ("numba_event_loop", "event loop")):
             ratio = rates[nb_key] / rates[name]
             ratio_rows.append([f"numba {label} / {name}", ratio])
             sec.figures[f"{nb_key}_over_{name}"] = ratio
@@ -620,6 +662,7 @@ def bench_single_pool(quick: bool = False) -> Section:
     sec.figures["agree"] = float(agree)
     sec.figures["numba_pipeline_admissions_per_s"] = rates["numba"]
     sec.figures["numba_engine_admissions_per_s"] = rates["numba_engine"]
+    sec.figures["numba_event_loop_admissions_per_s"] = rates["numba_event_loop"]
     return sec
 
 

@@ -80,6 +80,20 @@ def hold_days(end, u, first_weekday, factor, open_, close):
     return t - end
 
 
+@njit(cache=True)
+def stay_end(t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open, hold_close,
+             first_weekday):
+    """When visit ``w``, given a bed in pool ``k`` at ``t``, frees it (before any transfer
+    wait): its length of stay on, then held to the next permitted discharge time."""
+    los = visit_los[w]
+    if hold_on[k]:
+        u = hold_u[w]
+        if not np.isnan(u):
+            return t + (los + hold_days(t + los, u, first_weekday, hold_factor[k], hold_open[k],
+                                        hold_close[k]))
+    return t + los
+
+
 def hold_uniforms(network, table, seed: int, replication: int) -> np.ndarray:
     """Per visit: the patient's discharge uniform on its last visit if it may be held, else NaN
     (an empty array when no pool has discharge rules: nothing is ever held).

@@ -14,7 +14,16 @@ from numba import njit
 
 from sim.demand import PatientTable
 from sim.discharges import hold_days
-from sim.engines.trace import FOUND_FULL, LOST, MOVED, OUTLIED, OVERFLOWED, Trace, advance_pool
+from sim.engines.trace import (
+    FOUND_FULL,
+    LOST,
+    MOVED,
+    OUTLIED,
+    OVERFLOWED,
+    TICKS_PER_DAY,
+    Trace,
+    advance_pool,
+)
 from sim.network import Network
 
 STAY_THRESHOLDS = (7, 14, 21, 30)
@@ -56,8 +65,9 @@ def occupancy_path(log_time, log_pool, log_delta, capacity0, cc_time, cc_pool, c
     """Time at or over capacity, and midnight census, per pool, from an occupancy log.
 
     A pool's time full is added up to t when its beds change at t (its first log entry at t),
-    every pool's at a capacity change and at the horizon; the numba engine run without a log
-    adds the same terms in the same order, so both give the same sums bit for bit.
+    every pool's at a capacity change and at the horizon, in whole ticks (trace.ticks): the
+    numba engine run without a log, which splits the same intervals its own way, gives the same
+    sums bit for bit.
     """
     n_pools = capacity0.shape[0]
     cap = capacity0.copy()
@@ -90,11 +100,11 @@ def occupancy_path(log_time, log_pool, log_delta, capacity0, cc_time, cc_pool, c
             advance_pool(k, t, occ, cap, acc)
             occ[k] += log_delta[i]
             i += 1
-    return acc[:, 0].copy(), census
+    return acc[:, 0] / TICKS_PER_DAY, census
 
 
 @njit(cache=True, inline="always")
-def _midnight_index(x, first_midnight, n_days):
+def midnight_index(x, first_midnight, n_days):
     """Least day d in [0, n_days] with ``first_midnight + d >= x`` (n_days if none): exact, as
     the midnights are whole numbers (so ``ceil(x) - first_midnight`` is)."""
     return np.int64(min(max(np.ceil(x) - first_midnight, 0.0), float(n_days)))
@@ -113,8 +123,8 @@ def add_stay_census(census, pools, used_pool, admit, leave, first_midnight):
         if k < 0 or not pools[k] or np.isnan(a):
             continue
         lv = leave[v]
-        lo = _midnight_index(a, first_midnight, n_days)
-        hi = n_days if np.isnan(lv) else _midnight_index(lv, first_midnight, n_days)
+        lo = midnight_index(a, first_midnight, n_days)
+        hi = n_days if np.isnan(lv) else midnight_index(lv, first_midnight, n_days)
         if lo < hi:
             diff[k, lo] += 1
             diff[k, hi] -= 1
@@ -268,8 +278,8 @@ def unconstrained_sums(arrival, visit_start, visit_pool, visit_los, warmup, hori
             if hold_on[k] and v == visit_start[p + 1] - 1 and not np.isnan(hold_u[v]):
                 end += hold_days(end, hold_u[v], first_weekday, hold_factor[k], hold_open[k],
                                  hold_close[k])
-            diff[k, _midnight_index(start, first_midnight, n_days)] += 1
-            diff[k, _midnight_index(end, first_midnight, n_days)] -= 1
+            diff[k, midnight_index(start, first_midnight, n_days)] += 1
+            diff[k, midnight_index(end, first_midnight, n_days)] -= 1
             uc_days[k] += max(min(end, horizon) - max(start, warmup), 0.0)
     census = np.empty((n_pools, n_days), np.int32)
     for k in range(n_pools):

@@ -84,7 +84,8 @@ def test_quick_bench_appends_a_complete_report(tmp_path, capsys):
     agreement = _table_rows(report, "model")
     assert [r[0] for r in agreement[:len(references) + 1]] == ["numba", *references]
     assert [r[0] for r in _table_rows(report, "throughput ratio (admissions/s)")] == [
-        f"numba {what} / {ref}" for ref in references for what in ("pipeline", "engine")]
+        f"numba {what} / {ref}" for ref in references
+        for what in ("pipeline", "engine", "event loop")]
     assert len(_table_rows(report, "function")) == 10
     assert "configs/derbyshire/stp_phased_2016_2021.yaml" in report or \
         "Phased STP scenario 2016-2021: numba vs SimPy engine" in report

@@ -11,7 +11,7 @@ from numba import njit
 
 from sim import demand
 from sim.demand import PatientTable
-from sim.engines import numba_core, simpy_model
+from sim.engines import kiefer_wolfowitz, numba_core, simpy_model
 from sim.engines.borrowed import borrowed
 from sim.engines.radix_queue import new_queue, peek, pop, push
 from sim.engines.trace import LOST
@@ -30,26 +30,29 @@ from tests.helpers import two_stage
 
 
 @st.composite
-def networks(draw):
-    """Random small networks: few beds, every policy, overflow chains, multi-stage pathways."""
+def networks(draw, single_visit: bool = False):
+    """Random small networks: few beds, every policy, overflow chains, multi-stage pathways
+    (``single_visit``: one stage, queue or lose, no capacity changes: the engine's shortcut)."""
     n_pools = draw(st.integers(1, 4))
     pools = {}
     for k in range(n_pools):
-        options = ["queue", "lose"] + [f"overflow:p{j}" for j in range(k + 1, n_pools)]
+        options = ["queue", "lose"] + ([] if single_visit else
+                                       [f"overflow:p{j}" for j in range(k + 1, n_pools)])
         pool = {"capacity": draw(st.one_of(st.integers(0, 4), st.none())),  # None: unlimited
                 "when_full": draw(st.sampled_from(options))}
-        if draw(st.booleans()):
+        if not single_visit and draw(st.booleans()):
             pool["capacity_changes"] = [{"date": f"2020-01-{draw(st.integers(2, 28)):02d}",
                                          "capacity": draw(st.integers(0, 5))}]
         pool["on_reduction"] = draw(st.sampled_from(
-            ["drain", "outlie"] + [f"move:p{j}" for j in range(n_pools) if j != k]))
+            ["drain", "outlie"] + ([] if single_visit else
+                                   [f"move:p{j}" for j in range(n_pools) if j != k])))
         if draw(st.booleans()):
             pool["discharges"] = {
                 "weekday": draw(st.lists(st.sampled_from([0.0, 0.5, 1.0]), min_size=7,
                                          max_size=7).filter(lambda w: max(w) > 0)),
                 "hours": draw(st.sampled_from([[0, 24], [8, 20], [12, 18]]))}
         pools[f"p{k}"] = pool
-    n_stages = draw(st.integers(1, 3))
+    n_stages = 1 if single_visit else draw(st.integers(1, 3))
     stages = []
     for s in range(n_stages):
         stage = {"stage": f"s{s}", "pool": f"p{draw(st.integers(0, n_pools - 1))}",
@@ -65,9 +68,10 @@ def networks(draw):
 
 @st.composite
 def tied_tables(draw, network):
-    """Patient tables on a coarse time grid, so many events happen at exactly the same time."""
+    """Patient tables on a coarse time grid, so many events happen at exactly the same time
+    (some arrivals after the horizon)."""
     n = draw(st.integers(1, 60))
-    arrival = np.sort(np.array(draw(st.lists(st.integers(0, 80), min_size=n, max_size=n)))) / 2.0
+    arrival = np.sort(np.array(draw(st.lists(st.integers(0, 96), min_size=n, max_size=n)))) / 2.0
     stages = network.cohorts[0].stages
     counts = np.array(draw(st.lists(st.integers(1, len(stages)), min_size=n, max_size=n)))
     m = int(counts.sum())
@@ -111,6 +115,11 @@ def assert_same(network, table):
     assert len(streamed.log_time) == 0 and streamed.path is not None
     for f in ("used_pool", "request", "admit", "leave", "flags", "moved_at"):
         assert np.array_equal(getattr(a, f), getattr(streamed, f), equal_nan=True), f
+    looped = numba_core.run(network, table, log=False, event_loop=True)
+    for f in ("used_pool", "request", "admit", "leave", "flags", "moved_at"):
+        assert np.array_equal(getattr(looped, f), getattr(streamed, f), equal_nan=True), f
+    for f in ("full_time", "census"):
+        assert np.array_equal(getattr(looped.path, f), getattr(streamed.path, f)), f
     expected = occupancy_path(a.log_time, a.log_pool, a.log_delta, network.capacity,
                               network.cc_time, network.cc_pool, network.cc_capacity,
                               network.warmup, network.horizon, float(np.ceil(network.warmup)),
@@ -144,6 +153,50 @@ def test_identical_traces_with_simultaneous_events(data):
 def test_identical_traces_on_generated_tables(network, seed):
     table = demand.generate(network, seed, 0)
     assert_same(network, table)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_recursion_replays_single_visit_networks_exactly(data):
+    """The Kiefer-Wolfowitz shortcut gives the event loops' trace and path, ties included."""
+    network = data.draw(networks(single_visit=True))
+    table = data.draw(tied_tables(network))
+    assert kiefer_wolfowitz.applies(network, table)
+    assert_same(network, table)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(network=networks(single_visit=True), seed=st.integers(0, 2**32 - 1))
+def test_recursion_replays_generated_single_visit_tables_exactly(network, seed):
+    table = demand.generate(network, seed, 0)
+    assert kiefer_wolfowitz.applies(network, table)
+    assert_same(network, table)
+
+
+def test_recursion_replays_a_busy_queue_and_a_loss_system_exactly():
+    """Long runs near capacity (many patients find the pool full) on both policies."""
+    for when_full in ("queue", "lose"):
+        doc = {"name": "busy", "start": "2020-01-01", "warmup_days": 30, "run_days": 2000,
+               "pools": {"ward": {"capacity": 37, "when_full": when_full}},
+               "cohorts": {"c": {"arrivals": {"per_year": 365 * 7.2}, "pathway": [
+                   {"stage": "s", "pool": "ward", "los": {"dist": "lognormal", "mean": 5.0,
+                                                          "cv": 0.8}}]}}}
+        network = compile_network(scenario_from_dict(doc))
+        table = demand.generate(network, 7, 0)
+        assert kiefer_wolfowitz.applies(network, table)
+        trace = assert_same(network, table)
+        found_full = (trace.flags & 1).mean()
+        assert 0.05 < found_full < 0.95, found_full
+
+
+def test_recursion_is_left_to_the_event_loop_when_its_trees_outgrow_the_cache():
+    for beds, expected in ((626, True), (30_000, True), (40_000, False)):
+        doc = {"name": "big", "start": "2020-01-01", "warmup_days": 0, "run_days": 5,
+               "pools": {"ward": {"capacity": beds, "when_full": "queue"}},
+               "cohorts": {"c": {"arrivals": {"per_year": 3650}, "pathway": [
+                   {"stage": "s", "pool": "ward", "los": {"dist": "exponential", "mean": 1}}]}}}
+        network = compile_network(scenario_from_dict(doc))
+        assert kiefer_wolfowitz.applies(network, demand.generate(network, 1, 0)) is expected
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

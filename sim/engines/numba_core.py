@@ -15,15 +15,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sim.discharges import hold_days
+from sim.discharges import stay_end
+from sim.engines import kiefer_wolfowitz
 from sim.engines.borrowed import borrowed
 from sim.engines.radix_queue import entries_of, new_queue, peek, pop, push
 from sim.engines.trace import (
     FOUND_FULL,
     LOST,
+    MAX_HORIZON,
     MOVED,
     OUTLIED,
     OVERFLOWED,
+    TICKS_PER_DAY,
     OccupancyPath,
     Trace,
     advance_pool,
@@ -50,19 +53,6 @@ def _choose(w, kk, occ, cap, q_head, policy, overflow_to, flags):
         flags[w] |= OVERFLOWED
         full = occ[kk] >= cap[kk] or q_head[kk] >= 0
     return _ADMITTED, kk
-
-
-@njit(cache=True)
-def _departure(t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open, hold_close,
-               first_weekday):
-    """When visit ``w``, given a bed in pool ``k`` at ``t``, frees it (before any transfer wait)."""
-    los = visit_los[w]
-    if hold_on[k]:
-        u = hold_u[w]
-        if not np.isnan(u):
-            return t + (los + hold_days(t + los, u, first_weekday, hold_factor[k], hold_open[k],
-                                        hold_close[k]))
-    return t + los
 
 
 @njit(cache=True, inline="always")
@@ -247,8 +237,8 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                 if tracked[k] or not last_of[w]:
                     dep = t + visit_los[w]
                     if any_hold:
-                        dep = _departure(t, w, k, visit_los, hold_u, hold_on, hold_factor,
-                                         hold_open, hold_close, first_weekday)
+                        dep = stay_end(t, w, k, visit_los, hold_u, hold_on, hold_factor,
+                                       hold_open, hold_close, first_weekday)
                     qs = push(q, qs, dep, _payload(w, k, last_of[w]))
             elif outcome == _QUEUED:
                 q_next[w] = -1
@@ -285,8 +275,8 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                     _log(cnt, log_time, log_pool, log_delta, t, k, 1)
                 dep = t + visit_los[w]
                 if any_hold:
-                    dep = _departure(t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
-                                     hold_close, first_weekday)
+                    dep = stay_end(t, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
+                                   hold_close, first_weekday)
                 qs = push(q, qs, dep, _payload(w, k, last_of[w]))
                 if not first_of[w]:
                     kp = (_bed_pool(w - 1, used_pool[w - 1], flags_b, move_to) if moved_any
@@ -323,8 +313,8 @@ def _left_at_end_of_stay(horizon, visit_los, used_pool, admit, leave, flags, las
             continue
         dep = a + visit_los[v]
         if any_hold:
-            dep = _departure(a, v, used_pool[v], visit_los, hold_u, hold_on, hold_factor,
-                             hold_open, hold_close, first_weekday)
+            dep = stay_end(a, v, used_pool[v], visit_los, hold_u, hold_on, hold_factor,
+                           hold_open, hold_close, first_weekday)
         if not dep < horizon:
             continue
         if not last_of[v] and not flags[v + 1] & LOST and np.isnan(admit[v + 1]):
@@ -332,15 +322,22 @@ def _left_at_end_of_stay(horizon, visit_los, used_pool, admit, leave, flags, las
         leave[v] = dep
 
 
-def run(network, table, log: bool = True) -> Trace:
+def run(network, table, log: bool = True, event_loop: bool = False) -> Trace:
     """Run the compiled engine on a patient table; ``log=False`` keeps no occupancy log but
     integrates the occupancy path as it runs (``Trace.path``): less memory, one pass fewer.
 
-    Outputs are allocated here by numpy (large arrays get transparent huge pages: fewer page
-    faults) and the log is returned as views of its buffers, not copies.
+    Without a log, a network whose patients visit one pool each, with no overflow or capacity
+    change, is replayed by the Kiefer-Wolfowitz recursion (sim.engines.kiefer_wolfowitz), which
+    gives the same trace; ``event_loop=True`` runs the event loop regardless. Outputs are
+    allocated here by numpy (large arrays get transparent huge pages: fewer page faults) and
+    the log is returned as views of its buffers, not copies.
     """
     if network.n_pools > _POOLS:
         raise ValueError(f"the engine takes at most {_POOLS} pools, not {network.n_pools}")
+    if not network.horizon < MAX_HORIZON:
+        raise ValueError(f"the engine takes horizons under {MAX_HORIZON:g} days")
+    if not log and not event_loop and kiefer_wolfowitz.applies(network, table):
+        return kiefer_wolfowitz.run(network, table)
     m = table.visit_pool.shape[0]
     used_pool = np.full(m, -1, np.int32)
     request = np.full(m, np.nan)
@@ -369,4 +366,4 @@ def run(network, table, log: bool = True) -> Trace:
     )
     return Trace(used_pool, request, admit, leave, flags,
                  log_time[:n_log], log_pool[:n_log], log_delta[:n_log], moved_at,
-                 None if log else OccupancyPath(acc[:, 0], census))
+                 None if log else OccupancyPath(acc[:, 0] / TICKS_PER_DAY, census))

@@ -22,7 +22,7 @@ class OccupancyPath:
     ``Network.tracked`` have zero rows: their beds never run out, and metrics count their
     census from the stays."""
 
-    full_time: np.ndarray  # float64 [n_pools] time at or over capacity in the window
+    full_time: np.ndarray  # float64 [n_pools] days at or over capacity in the window
     census: np.ndarray  # int32 [n_pools, n_days] beds in use at each midnight of the window
 
 
@@ -83,11 +83,24 @@ class Trace:
         return out
 
 
+#: Time full is summed in whole ticks of 2**-32 days (20 microseconds): integers, exact in
+#: float64 below 2**53 (horizons under 2**21 days), so any split of the same full intervals
+#: (an engine's events, another engine's, a shortcut's) sums to the same figure, bit for bit.
+TICKS_PER_DAY = 2.0**32
+MAX_HORIZON = 2.0**20
+
+
+@njit(cache=True, inline="always")
+def ticks(t):
+    """Whole ticks up to time ``t`` (days), as a float64 integer."""
+    return np.floor(t * TICKS_PER_DAY)
+
+
 @njit(cache=True, inline="always")
 def advance_pool(k, t, occ, cap, acc):
-    """Pool ``k``'s time full (``acc[k, 0]``) from ``acc[k, 1]`` up to ``t``, before its beds or
-    capacity change at t. One array for both (the engine passes it borrowed)."""
-    dt = t - acc[k, 1]
-    if dt > 0.0:
-        acc[k, 0] += dt * np.int64(occ[k] >= cap[k])  # adding 0.0 is exact: no branch
+    """Pool ``k``'s time full in ticks (``acc[k, 0]``) from ``acc[k, 1]`` up to ``t``, before
+    its beds or capacity change at t. One array for both (the engine passes it borrowed)."""
+    t0 = acc[k, 1]
+    if t > t0:
+        acc[k, 0] += (ticks(t) - ticks(t0)) * np.int64(occ[k] >= cap[k])  # + 0.0: no branch
         acc[k, 1] = t

@@ -1,0 +1,201 @@
+"""The engine's shortcut for pools that patients visit once: the Kiefer-Wolfowitz recursion.
+
+When every patient has at most one visit, pools neither overflow nor change capacity, and no
+log is asked for, a pool is a FIFO G/G/c queue (or loss system) fed only by its own arrivals:
+a patient's bed comes free at the least of the c times its beds next come free (a tournament tree),
+so each patient costs one replace-top instead of an arrival and an end-of-stay event. It fills
+the same outputs as :func:`sim.engines.numba_core.simulate` with the same arithmetic: start =
+max(arrival, least free time), end = the engine's departure; a pool is full from an arrival
+until its least free time or its next arrival; time full is summed in ticks (trace.ticks), so
+that any split of the same full intervals gives the same sum, bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from sim.discharges import stay_end
+from sim.engines.radix_queue import _ld, _st  # array access without negative-index wraparound
+from sim.engines.trace import FOUND_FULL, LOST, TICKS_PER_DAY, OccupancyPath, Trace, ticks
+from sim.metrics import midnight_index
+from sim.network import LOSE, OVERFLOW, UNLIMITED
+
+__all__ = ["applies", "replay", "run"]
+
+
+#: Bytes of tournament trees (all pools) up to which the recursion is used: they stay in a
+#: core's L2 cache. Beyond, every level is a cache miss, while the event loop's queue is read
+#: in sequence: at 100x the Derbyshire baseline's beds (trees of 4 MiB) the recursion took
+#: 1.45x the event loop's time, at 10x (0.4 MiB) 0.82x, at 1x 0.75x (one run, side by side).
+MAX_TREE_BYTES = 1 << 20
+
+
+def applies(network, table) -> bool:
+    """Whether the recursion replays this table exactly (one visit at most per patient, no
+    overflow, no capacity changes, so no moves or outliers, and a number of beds in every pool
+    whose beds the engine counts) and faster than the event loop (trees in cache)."""
+    if len(network.cc_time) or (network.policy == OVERFLOW).any():
+        return False
+    beds = network.capacity[network.tracked]
+    if (beds >= UNLIMITED).any():
+        return False
+    tree_bytes = sum(32 * _width(int(c)) for c in beds)  # 2 x width nodes of 2 x 8 bytes
+    return tree_bytes <= MAX_TREE_BYTES and _at_most_one_visit(table.visit_start)
+
+
+def _width(beds: int) -> int:
+    """Leaves of a pool's tree: the least power of two >= beds (one leaf for no beds)."""
+    return 1 << max(beds - 1, 0).bit_length()
+
+
+def run(network, table) -> Trace:
+    """The trace, without a log, of a table the recursion :func:`applies` to."""
+    m = table.visit_pool.shape[0]
+    outputs = (np.empty(m, np.int32), np.empty(m), np.empty(m), np.empty(m), np.empty(m, np.int8),
+               np.empty(m))  # used_pool, request, admit, leave, flags, moved_at
+    acc = np.zeros((network.n_pools, 2))
+    census = np.zeros((network.n_pools, network.n_days), np.int32)
+    d = network.discharges
+    hold_u = table.visit_hold_u if table.visit_hold_u is not None else np.empty(0)
+    replay(table.arrival, table.visit_start, table.visit_pool, table.visit_los,
+           network.capacity, network.policy, network.horizon, network.tracked,
+           hold_u, d.on, d.factor, d.open, d.close, d.first_weekday, *outputs,
+           network.warmup, float(np.ceil(network.warmup)), acc, census)
+    no_log = (np.empty(0), np.empty(0, np.int32), np.empty(0, np.int8))
+    return Trace(*outputs[:5], *no_log, outputs[5], OccupancyPath(acc[:, 0] / TICKS_PER_DAY,
+                                                                  census))
+
+
+@njit(cache=True)
+def _at_most_one_visit(visit_start):
+    for p in range(visit_start.shape[0] - 1):
+        if visit_start[p + 1] - visit_start[p] > 1:
+            return False
+    return True
+
+
+@njit(cache=True, inline="always")
+def _replace_least(val, leaf, lo, x):
+    """Put ``x`` in place of the least free time in the tournament tree at ``lo``: the
+    winner's leaf takes x and its path to the root is replayed, one sibling per level: a fixed
+    number of steps, without the unpredictable branches of a heap's sift. Each node is read
+    back from memory rather than carried in a register, which LLVM compiles to selects (the
+    carried form became branches that mispredict near capacity: 1.6x slower). Indices are all
+    >= 0, so _ld / _st skip numba's wraparound of negative ones, here and in the replay."""
+    i = _ld(leaf, lo + 1)
+    _st(val, lo + i, x)
+    while i > 1:
+        p = i >> 1
+        vi = _ld(val, lo + i)
+        vj = _ld(val, lo + (i ^ 1))
+        b = vj < vi
+        _st(val, lo + p, vj if b else vi)
+        _st(leaf, lo + p, _ld(leaf, lo + (i ^ 1)) if b else _ld(leaf, lo + i))
+        i = p
+
+
+@njit(cache=True)
+def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizon, tracked,
+           hold_u, hold_on, hold_factor, hold_open, hold_close, first_weekday,
+           used_pool, request, admit, leave, flags, moved_at, warmup, first_midnight, acc,
+           census):
+    """Write every per-visit output (the arrays come uninitialised), ``acc[:, 0]`` (time full,
+    in ticks) and ``census`` as numba_core.simulate does on such a network without a log (same
+    arguments)."""
+    n = arrival.shape[0]
+    n_pools = capacity.shape[0]
+    n_days = census.shape[1]
+    lo = np.zeros(n_pools + 1, np.int64)  # pool k's tree: nodes lo[k] + 1 .. lo[k + 1] - 1
+    for k in range(n_pools):
+        width = 1 if tracked[k] else 0  # no beds: one leaf, never free
+        while width < capacity[k] and tracked[k]:
+            width *= 2
+        lo[k + 1] = lo[k] + 2 * width
+    val = np.full(lo[n_pools], np.inf)  # a node's least free time below it (no bed: inf)
+    leaf = np.zeros(lo[n_pools], np.int64)  # the leaf it is at
+    for k in range(n_pools):
+        width = (lo[k + 1] - lo[k]) // 2
+        for i in range(width):
+            leaf[lo[k] + width + i] = width + i
+            if i < capacity[k]:
+                val[lo[k] + width + i] = -np.inf
+        for i in range(width - 1, 0, -1):
+            j = 2 * i + (val[lo[k] + 2 * i + 1] < val[lo[k] + 2 * i])
+            val[lo[k] + i] = val[lo[k] + j]
+            leaf[lo[k] + i] = leaf[lo[k] + j]
+    # The arrival a pool has been full since (inf: not full). Sums, selects and min/max, not
+    # branches, in the loop: whether a patient finds the pool full is a coin toss near capacity.
+    full_since = np.full(n_pools, np.inf)
+    full = np.zeros(n_pools)  # ticks
+    diff = np.zeros((n_pools, n_days + 1), np.int64)
+    t_lo = ticks(warmup)
+    t_hi = ticks(horizon)
+    any_hold = hold_u.shape[0] > 0  # (a call per patient costs more than its sum)
+    m = visit_pool.shape[0]
+    reached = m  # visits from here on belong to patients arriving at or after the horizon
+    for p in range(n):
+        a = arrival[p]
+        w = visit_start[p]
+        if not a < horizon:
+            reached = w
+            break
+        if _ld(visit_start, p + 1) == w:
+            continue
+        k = _ld(visit_pool, w)
+        _st(request, w, a)
+        _st(used_pool, w, k)
+        _st(moved_at, w, np.nan)
+        if not tracked[k]:
+            flags[w] = 0
+            admit[w] = a
+            dep = a + visit_los[w]
+            if any_hold:
+                dep = stay_end(a, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
+                               hold_close, first_weekday)
+            leave[w] = dep if dep < horizon else np.nan
+            continue
+        root = lo[k] + 1
+        f = val[root]
+        # full from full_since until its least free time or this arrival (in the window)
+        full[k] += max(ticks(min(f, a, horizon)) - max(ticks(full_since[k]), t_lo), 0.0)
+        found_full = f > a
+        _st(flags, w, FOUND_FULL * found_full)
+        if found_full and (policy[k] == LOSE or capacity[k] == 0):  # lost, or never a bed
+            flags[w] = FOUND_FULL | (LOST if policy[k] == LOSE else 0)
+            admit[w] = np.nan
+            leave[w] = np.nan
+            full_since[k] = a
+            continue
+        start = max(a, f)
+        dep = start + _ld(visit_los, w)
+        if any_hold:
+            dep = stay_end(start, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
+                           hold_close, first_weekday)
+        _replace_least(val, leaf, lo[k], dep)
+        full_since[k] = a if val[root] > a else np.inf
+        _st(admit, w, start if start < horizon else np.nan)
+        _st(leave, w, dep if dep < horizon else np.nan)
+        # in a bed at the midnights in [start, dep); none if it starts after the horizon
+        diff[k, midnight_index(start, first_midnight, n_days)] += 1
+        diff[k, midnight_index(dep, first_midnight, n_days)] -= 1
+    for w in range(reached, m):
+        used_pool[w] = -1
+        request[w] = np.nan
+        admit[w] = np.nan
+        leave[w] = np.nan
+        flags[w] = 0
+        moved_at[w] = np.nan
+    for k in range(n_pools):
+        if not tracked[k]:
+            continue
+        if capacity[k] == 0:  # full throughout
+            full[k] = max(t_hi - t_lo, 0.0)
+        else:
+            f = val[lo[k] + 1]
+            full[k] += max(ticks(min(f, horizon)) - max(ticks(full_since[k]), t_lo), 0.0)
+        acc[k, 0] = full[k]
+        run = np.int64(0)
+        for d in range(n_days):
+            run += diff[k, d]
+            census[k, d] = run
