@@ -437,7 +437,7 @@ from sim import demand
 from sim.bench import _baseline
 from sim.executors import keep_freed_memory
 keep_freed_memory()  # as in bedflow's own processes
-from sim.engines import kiefer_wolfowitz, numba_core, run_engine
+from sim.engines import run_engine
 from sim.metrics import POOL_METRICS, replication_metrics
 from sim.network import compile_network
 quick, counts = sys.argv[1] == "1", [int(x) for x in sys.argv[2:]]

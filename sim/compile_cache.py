@@ -47,4 +47,3 @@ def use_source_keyed_cache() -> Path | None:
     config.CACHE_DIR = str(here)
     os.environ["NUMBA_CACHE_DIR"] = str(here)  # for worker processes started from here
     return here
-

@@ -37,16 +37,19 @@ def applies(network, table) -> bool:
     whose beds the engine counts) and faster than the event loop (trees in cache)."""
     if len(network.cc_time) or (network.policy == OVERFLOW).any():
         return False
-    beds = network.capacity[network.tracked]
-    if (beds >= UNLIMITED).any():
+    if (network.capacity[network.tracked] >= UNLIMITED).any():
         return False
-    tree_bytes = sum(32 * _width(int(c)) for c in beds)  # 2 x width nodes of 2 x 8 bytes
+    tree_bytes = 16 * int(_tree_offsets(network)[-1])  # a node: a time and a leaf, 8 bytes each
     return tree_bytes <= MAX_TREE_BYTES and _at_most_one_visit(table.visit_start)
 
 
-def _width(beds: int) -> int:
-    """Leaves of a pool's tree: the least power of two >= beds (one leaf for no beds)."""
-    return 1 << max(beds - 1, 0).bit_length()
+def _tree_offsets(network) -> np.ndarray:
+    """Where each pool's tree starts in one array of nodes (pool k: nodes lo[k] + 1 ..
+    lo[k + 1] - 1): twice its leaves, the least power of two >= its beds (one leaf for none);
+    no tree for pools whose beds the engine does not count."""
+    widths = [1 << max(int(c) - 1, 0).bit_length() if tracked else 0
+              for c, tracked in zip(network.capacity, network.tracked, strict=True)]
+    return np.concatenate(([0], np.cumsum(2 * np.array(widths, np.int64)))).astype(np.int64)
 
 
 def run(network, table) -> Trace:
@@ -60,6 +63,7 @@ def run(network, table) -> Trace:
     hold_u = table.visit_hold_u if table.visit_hold_u is not None else np.empty(0)
     replay(table.arrival, table.visit_start, table.visit_pool, table.visit_los,
            network.capacity, network.policy, network.horizon, network.tracked,
+           _tree_offsets(network),
            hold_u, d.on, d.factor, d.open, d.close, d.first_weekday, *outputs,
            network.warmup, float(np.ceil(network.warmup)), acc, census)
     no_log = (np.empty(0), np.empty(0, np.int32), np.empty(0, np.int8))
@@ -95,23 +99,24 @@ def _replace_least(val, leaf, lo, x):
         i = p
 
 
+@njit(cache=True, inline="always")
+def _full_ticks(since, until, t_lo, horizon):
+    """Ticks of [since, until) within the window [warmup, horizon) (``t_lo``: ticks(warmup);
+    0 when empty, as when ``since`` is inf: not full)."""
+    return max(ticks(min(until, horizon)) - max(ticks(since), t_lo), 0.0)
+
+
 @njit(cache=True)
-def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizon, tracked,
+def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizon, tracked, lo,
            hold_u, hold_on, hold_factor, hold_open, hold_close, first_weekday,
            used_pool, request, admit, leave, flags, moved_at, warmup, first_midnight, acc,
            census):
     """Write every per-visit output (the arrays come uninitialised), ``acc[:, 0]`` (time full,
     in ticks) and ``census`` as numba_core.simulate does on such a network without a log (same
-    arguments)."""
+    arguments; ``lo``: the trees' offsets, _tree_offsets)."""
     n = arrival.shape[0]
     n_pools = capacity.shape[0]
     n_days = census.shape[1]
-    lo = np.zeros(n_pools + 1, np.int64)  # pool k's tree: nodes lo[k] + 1 .. lo[k + 1] - 1
-    for k in range(n_pools):
-        width = 1 if tracked[k] else 0  # no beds: one leaf, never free
-        while width < capacity[k] and tracked[k]:
-            width *= 2
-        lo[k + 1] = lo[k] + 2 * width
     val = np.full(lo[n_pools], np.inf)  # a node's least free time below it (no bed: inf)
     leaf = np.zeros(lo[n_pools], np.int64)  # the leaf it is at
     for k in range(n_pools):
@@ -158,7 +163,7 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
         root = lo[k] + 1
         f = val[root]
         # full from full_since until its least free time or this arrival (in the window)
-        full[k] += max(ticks(min(f, a, horizon)) - max(ticks(full_since[k]), t_lo), 0.0)
+        full[k] += _full_ticks(full_since[k], min(f, a), t_lo, horizon)
         found_full = f > a
         _st(flags, w, FOUND_FULL * found_full)
         if found_full and (policy[k] == LOSE or capacity[k] == 0):  # lost, or never a bed
@@ -193,7 +198,7 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
             full[k] = max(t_hi - t_lo, 0.0)
         else:
             f = val[lo[k] + 1]
-            full[k] += max(ticks(min(f, horizon)) - max(ticks(full_since[k]), t_lo), 0.0)
+            full[k] += _full_ticks(full_since[k], f, t_lo, horizon)
         acc[k, 0] = full[k]
         run = np.int64(0)
         for d in range(n_days):
