@@ -212,7 +212,7 @@ def initial_patients(network, seed: int, replication: int):
             identity += sel.size
             parts.append((int(ci), CohortPatients(
                 arrival=np.zeros(sel.size), candidate=candidate,
-                mark=np.full(sel.size, np.nan), exit=np.array(exits, np.int8),
+                mark=None, exit=np.array(exits, np.int8),
                 counts=np.array(counts, np.int64), visit_pool=np.array(pools, np.int32),
                 visit_los=np.array(stays), visit_stage=np.array(stages, np.int32))))
     return parts

@@ -71,7 +71,7 @@ class CohortPatients:
 
     arrival: np.ndarray
     candidate: np.ndarray
-    mark: np.ndarray
+    mark: np.ndarray | None  # None: not drawn (NaN for every patient)
     exit: np.ndarray
     counts: np.ndarray  # int64 visits per patient
     visit_pool: np.ndarray
@@ -447,8 +447,7 @@ def cohort_patients(c: CohortNet, horizon: float, seed: int, rep: int,
     return CohortPatients(
         arrival=times if everyone else _take(times, cand),
         candidate=cand,
-        mark=(np.full(len(cand), np.nan) if mark is None else mark if everyone
-              else _take(mark, cand)),
+        mark=None if mark is None else mark if everyone else _take(mark, cand),
         exit=exits,
         counts=counts,
         visit_pool=v_pool,
@@ -495,7 +494,9 @@ def merge(parts: list[tuple[int, CohortPatients]]) -> PatientTable:
     los = np.concatenate([p.visit_los for _, p in parts])
     stage = np.concatenate([p.visit_stage for _, p in parts])
     candidate = np.concatenate([p.candidate for _, p in parts])
-    mark = np.concatenate([p.mark for _, p in parts])
+    drawn = any(p.mark is not None for _, p in parts)
+    mark = (np.concatenate([np.full(len(p.arrival), np.nan) if p.mark is None else p.mark
+                            for _, p in parts]) if drawn else None)
     exit_code = np.concatenate([p.exit for _, p in parts])
     if bool(np.all(arrival[1:] >= arrival[:-1])):  # already in order (e.g. one cohort)
         visit_start = np.zeros(len(counts) + 1, np.int64)
@@ -506,8 +507,10 @@ def merge(parts: list[tuple[int, CohortPatients]]) -> PatientTable:
         bits = arrival.view(np.int64)
         as_bits = bool(bits.min() >= 0) and bool(bits.max() <= _INF_BITS)
         order = np.argsort(bits if as_bits else arrival, kind="stable")
-        arrival, cohort, candidate, mark, exit_code = (
-            _take(x, order) for x in (arrival, cohort, candidate, mark, exit_code))
+        arrival, cohort, candidate, exit_code = (
+            _take(x, order) for x in (arrival, cohort, candidate, exit_code))
+        if drawn:
+            mark = _take(mark, order)
         if len(pool) == len(counts):  # one visit each: a plain gather
             visit_start = np.arange(len(counts) + 1, dtype=np.int64)
             pool, los, stage = (_take(x, order) for x in (pool, los, stage))
@@ -520,7 +523,7 @@ def merge(parts: list[tuple[int, CohortPatients]]) -> PatientTable:
         arrival=arrival,
         cohort=cohort,
         candidate=candidate,
-        mark=mark,
+        mark=mark if drawn else np.full(len(arrival), np.nan),
         exit=exit_code,
         visit_start=visit_start,
         visit_pool=pool,
