@@ -326,7 +326,7 @@ def replication_metrics(network: Network, table: PatientTable, trace: Trace, rep
     first_midnight = float(np.ceil(w))
     if trace.path is not None:  # integrated by the engine, which kept no log
         full_time, census = trace.path.full_time, trace.path.census
-        untracked = ~network.tracked
+        untracked = ~trace.path.counted
         if untracked.any():  # beds the engine did not count: from the stays, exactly
             census = census.copy()  # the trace stays as the engine left it
             add_stay_census(census, untracked, trace.used_pool, trace.admit, trace.leave,

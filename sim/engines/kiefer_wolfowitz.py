@@ -67,8 +67,9 @@ def run(network, table) -> Trace:
            hold_u, d.on, d.factor, d.open, d.close, d.first_weekday, *outputs,
            network.warmup, float(np.ceil(network.warmup)), acc, census)
     no_log = (np.empty(0), np.empty(0, np.int32), np.empty(0, np.int8))
-    return Trace(*outputs[:5], *no_log, outputs[5], OccupancyPath(acc[:, 0] / TICKS_PER_DAY,
-                                                                  census))
+    counted = np.ones(network.n_pools, np.bool_)  # untracked pools' census too, in the pass
+    return Trace(*outputs[:5], *no_log, outputs[5],
+                 OccupancyPath(acc[:, 0] / TICKS_PER_DAY, census, counted))
 
 
 @njit(cache=True)
@@ -113,7 +114,8 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
            census):
     """Write every per-visit output (the arrays come uninitialised), ``acc[:, 0]`` (time full,
     in ticks) and ``census`` as numba_core.simulate does on such a network without a log (same
-    arguments; ``lo``: the trees' offsets, _tree_offsets)."""
+    arguments; ``lo``: the trees' offsets, _tree_offsets), and the census of the pools it does
+    not track as metrics.add_stay_census counts it from the stays: every pool's is counted."""
     n = arrival.shape[0]
     n_pools = capacity.shape[0]
     n_days = census.shape[1]
@@ -159,6 +161,9 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
                 dep = stay_end(a, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
                                hold_close, first_weekday)
             leave[w] = dep if dep < horizon else np.nan
+            # add_stay_census: in from admit, to the horizon if it does not leave before
+            diff[k, midnight_index(a, first_midnight, n_days)] += 1
+            diff[k, midnight_index(dep, first_midnight, n_days)] -= 1
             continue
         root = lo[k] + 1
         f = val[root]
@@ -192,6 +197,10 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
         flags[w] = 0
         moved_at[w] = np.nan
     for k in range(n_pools):
+        run = np.int64(0)
+        for d in range(n_days):
+            run += diff[k, d]
+            census[k, d] = run
         if not tracked[k]:
             continue
         if capacity[k] == 0:  # full throughout
@@ -200,7 +209,3 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
             f = val[lo[k] + 1]
             full[k] += _full_ticks(full_since[k], f, t_lo, horizon)
         acc[k, 0] = full[k]
-        run = np.int64(0)
-        for d in range(n_days):
-            run += diff[k, d]
-            census[k, d] = run

@@ -366,4 +366,5 @@ def run(network, table, log: bool = True, event_loop: bool = False) -> Trace:
     )
     return Trace(used_pool, request, admit, leave, flags,
                  log_time[:n_log], log_pool[:n_log], log_delta[:n_log], moved_at,
-                 None if log else OccupancyPath(acc[:, 0] / TICKS_PER_DAY, census))
+                 None if log else OccupancyPath(acc[:, 0] / TICKS_PER_DAY, census,
+                                                network.tracked))

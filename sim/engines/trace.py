@@ -19,11 +19,12 @@ OUTLIED = 16  # taken out of its pool's beds by a capacity cut, outlying in no p
 class OccupancyPath:
     """What the occupancy metrics need of the log besides the stays, per pool, integrated by an
     engine as it runs when no log is kept (see metrics.occupancy_path). Pools that are not
-    ``Network.tracked`` have zero rows: their beds never run out, and metrics count their
-    census from the stays."""
+    ``Network.tracked`` never run out of beds; their census rows are zero unless ``counted``
+    (the event loop leaves them to metrics, which count them from the stays)."""
 
     full_time: np.ndarray  # float64 [n_pools] days at or over capacity in the window
     census: np.ndarray  # int32 [n_pools, n_days] beds in use at each midnight of the window
+    counted: np.ndarray  # bool [n_pools] pools whose census rows the engine filled
 
 
 @dataclass
