@@ -480,6 +480,70 @@ def _gather_visits(order, counts, src_start, pool, los, stage):
 _INF_BITS = np.float64(np.inf).view(np.int64)
 
 
+@njit(cache=True)
+def _packed(arrival, shift):
+    """Each arrival's bits with the low ``shift`` bits replaced by its index, and whether every
+    arrival lies in [+0.0, inf) (where times order as their bits)."""
+    bits = arrival.view(np.int64)
+    out = np.empty(bits.shape[0], np.int64)
+    ok = True
+    for i in range(bits.shape[0]):
+        b = bits[i]
+        ok &= (b >= 0) & (b < _INF_BITS)
+        out[i] = (b >> shift << shift) | i
+    return out, ok
+
+
+@njit(cache=True)
+def _settle(arrival, packed, shift):
+    """The indices in ``packed`` (sorted) in (time, index) order: those sharing their high bits
+    are sorted by time by insertion. None if ``packed`` is not increasing (then the sort did not
+    order the bits) or those moves would outnumber the patients."""
+    n = packed.shape[0]
+    order = np.empty(n, np.int64)
+    mask = (np.int64(1) << shift) - 1
+    moves = 0
+    for j in range(n):
+        v = packed[j] & mask
+        order[j] = v
+        if j == 0 or packed[j - 1] >> shift != packed[j] >> shift:
+            if j > 0 and packed[j - 1] >= packed[j]:
+                return None
+            continue
+        a = arrival[v]
+        i = j
+        while i > 0 and packed[i - 1] >> shift == packed[j] >> shift:
+            u = order[i - 1]
+            b = arrival[u]
+            if b < a or (b == a and u < v):
+                break
+            if moves >= n:
+                return None
+            order[i] = u
+            i -= 1
+            moves += 1
+        order[i] = v
+    return order
+
+
+def arrival_order(arrival: np.ndarray) -> np.ndarray:
+    """``np.argsort(arrival, kind="stable")``, faster: times in [0, inf) order as their bits,
+    so each time's low bits are replaced by its index and the results sorted as doubles (by
+    numpy's vectorised sort, which a stable argsort cannot use), then times that share their
+    high bits are put in (time, index) order. Other times, or a sort that does not come out
+    in order, are left to the stable argsort."""
+    n = len(arrival)
+    if n > 1:
+        shift = (n - 1).bit_length()
+        packed, ok = _packed(arrival, shift)
+        if ok:
+            packed.view(np.float64).sort()  # finite doubles >= 0 order as their bits
+            order = _settle(arrival, packed, shift)
+            if order is not None:
+                return order
+    return np.argsort(arrival, kind="stable")
+
+
 def merge(parts: list[tuple[int, CohortPatients]]) -> PatientTable:
     """Merge parts into one table sorted by arrival.
 
@@ -502,11 +566,7 @@ def merge(parts: list[tuple[int, CohortPatients]]) -> PatientTable:
         visit_start = np.zeros(len(counts) + 1, np.int64)
         np.cumsum(counts, out=visit_start[1:])
     else:
-        # Times from +0.0 to +inf order as their bits do, ties included, and numpy sorts int64
-        # faster than float64 (which must place NaNs); any other value sorts as a float.
-        bits = arrival.view(np.int64)
-        as_bits = bool(bits.min() >= 0) and bool(bits.max() <= _INF_BITS)
-        order = np.argsort(bits if as_bits else arrival, kind="stable")
+        order = arrival_order(arrival)
         arrival, cohort, candidate, exit_code = (
             _take(x, order) for x in (arrival, cohort, candidate, exit_code))
         if drawn:

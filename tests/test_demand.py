@@ -1,4 +1,5 @@
-"""Arrivals: the compiled thinning and routing picks decide exactly as the plain formulas."""
+"""Arrivals: the compiled thinning, routing picks and merge order decide exactly as the plain
+formulas."""
 
 from __future__ import annotations
 
@@ -114,3 +115,45 @@ def test_more_intensity_keeps_every_patient_and_adds_some(low, high):
         assert common.sum() == len(pa.candidate) and (~common).sum() > 0
         for name in ("arrival", "mark", "visit_pool", "visit_los"):
             np.testing.assert_array_equal(getattr(pb, name)[common], getattr(pa, name))
+
+
+def _runs_of_times(draw_runs):
+    """Sorted runs of times, as the cohorts' bands give them, concatenated."""
+    return np.concatenate([np.sort(np.asarray(r, np.float64)) for r in draw_runs] or [[]])
+
+
+times = st.one_of(
+    st.floats(0.0, 800.0),  # any time in a run
+    st.sampled_from([0.0, 1.0, 5.0]),  # ties (census-start patients all arrive at 0)
+    st.integers(0, 40).map(lambda k: 5.0 + k * float(np.spacing(5.0))),  # a few ulps apart
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(times, max_size=60), max_size=12))
+def test_arrival_order_is_the_stable_argsort(runs):
+    arrival = _runs_of_times(runs)
+    np.testing.assert_array_equal(demand.arrival_order(arrival),
+                                  np.argsort(arrival, kind="stable"))
+
+
+@pytest.mark.parametrize("odd", [np.inf, np.nan, -1.0, -0.0, 1e-310])
+def test_arrival_order_outside_its_shortcut_is_the_stable_argsort(odd):
+    """Infinite, NaN, negative or signed-zero times take numpy's argsort; subnormal ones the
+    shortcut (their bits order them as well)."""
+    arrival = np.array([3.0, odd, 0.0, 2.0, odd, 0.0, 1.0])
+    np.testing.assert_array_equal(demand.arrival_order(arrival),
+                                  np.argsort(arrival, kind="stable"))
+
+
+def test_arrival_order_falls_back_when_times_crowd_the_low_bits():
+    """Many distinct times sharing their high bits would cost more moves than patients: the
+    stable argsort then takes over (same result)."""
+    n = 4096
+    arrival = (7.0 + np.arange(n)[::-1] * float(np.spacing(7.0))).copy()  # descending, ulps apart
+    shift = (n - 1).bit_length()
+    packed, ok = demand._packed(arrival, shift)
+    packed.view(np.float64).sort()
+    assert ok and demand._settle(arrival, packed, shift) is None
+    np.testing.assert_array_equal(demand.arrival_order(arrival),
+                                  np.argsort(arrival, kind="stable"))
