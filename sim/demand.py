@@ -325,9 +325,11 @@ def _pick(cum, length, u):
 
 
 @njit(cache=True)
-def _walk_one_stage(cand, routing, los_u, pool_index, pool_cum, pool_len, next_target, next_cum,
-                    next_len):
-    """:func:`_walk_steps` of a one-stage pathway: one visit per patient, no loop over steps."""
+def _walk_one_stage(cand, pool_u, next_u, los_u, pool_index, pool_cum, pool_len, next_target,
+                    next_cum, next_len):
+    """:func:`_walk_steps` of a one-stage pathway: one visit per patient, no loop over steps.
+    ``pool_u`` and ``next_u`` are the routing uniforms' two columns (empty where a choice has
+    one option: ``_pick`` of one option reads no uniform), ``los_u`` the stay uniforms."""
     n = cand.shape[0]
     counts = np.ones(n, np.int64)
     exit_code = np.empty(n, np.int8)
@@ -336,9 +338,9 @@ def _walk_one_stage(cand, routing, los_u, pool_index, pool_cum, pool_len, next_t
     n_pool, n_next = pool_len[0], next_len[0]
     for p in range(n):
         i = cand[p]
-        v_pool[p] = pool_index[0, _pick(pool_cum[0], n_pool, routing[i, 0])]
-        v_u[p] = los_u[i, 0]
-        nxt = next_target[0, _pick(next_cum[0], n_next, routing[i, 1])]
+        v_pool[p] = pool_index[0, _pick(pool_cum[0], n_pool, pool_u[i]) if n_pool > 1 else 0]
+        v_u[p] = los_u[i]
+        nxt = next_target[0, _pick(next_cum[0], n_next, next_u[i]) if n_next > 1 else 0]
         exit_code[p] = nxt if nxt < 0 else -1  # a next stage is past the last step: no exit
     return counts, exit_code, v_pool, np.zeros(n, np.int32), v_u
 
@@ -375,13 +377,6 @@ def _walk_steps(cand, routing, los_u, pool_index, pool_cum, pool_len, next_targe
                 break
             j = nxt
     return counts, exit_code, v_pool[:m], v_stage[:m], v_u[:m]
-
-
-def _walk(cand, routing, los_u, pool_index, pool_cum, pool_len, next_target, next_cum, next_len):
-    """:func:`_walk_steps`, or its one-stage shortcut (every Derbyshire baseline cohort)."""
-    walk = _walk_one_stage if len(pool_len) == 1 else _walk_steps
-    return walk(cand, routing, los_u, pool_index, pool_cum, pool_len, next_target, next_cum,
-                next_len)
 
 
 def _stage_arrays(c: CohortNet):
@@ -433,9 +428,18 @@ def cohort_patients(c: CohortNet, horizon: float, seed: int, rep: int,
     everyone = len(cand) == n_cand
     mark = draws("marks") if marks else None
     n_steps = len(c.stages)
-    routing = draws("routing", 2 * n_steps).reshape(n_cand, 2 * n_steps)
-    los_u = draws("los", n_steps).reshape(n_cand, n_steps)
-    counts, exits, v_pool, v_local, v_u = _walk(cand, routing, los_u, *_stage_arrays(c))
+    arrays = _stage_arrays(c)
+    if n_steps == 1:  # every Derbyshire baseline cohort: a routing column only where it chooses
+        pool_len, next_len = arrays[2][0], arrays[5][0]
+        words = stream_seed(seed, rep, c.key, "routing")
+        pool_u, next_u = (seeded_uniforms(words, n_cand if n > 1 else 0, column, 2)
+                          for column, n in ((0, pool_len), (1, next_len)))
+        counts, exits, v_pool, v_local, v_u = _walk_one_stage(cand, pool_u, next_u,
+                                                              draws("los"), *arrays)
+    else:
+        routing = draws("routing", 2 * n_steps).reshape(n_cand, 2 * n_steps)
+        los_u = draws("los", n_steps).reshape(n_cand, n_steps)
+        counts, exits, v_pool, v_local, v_u = _walk_steps(cand, routing, los_u, *arrays)
     if n_steps == 1:
         v_los = c.stages[0].los.ppf(v_u)
     else:

@@ -4,6 +4,8 @@
   the PCG64 that ``words`` seed (``sim.streams.stream_seed``) without making a Generator. A
   fill steps four interleaved lanes (draws 4i + j), each jumping four steps at a time: the
   four chains of dependent 128-bit multiplications overlap, where numpy's fill waits on one.
+  ``seeded_uniforms(words, n, first, 2)`` takes every other draw, its lanes jumping eight
+  steps: one multiplication a draw kept, so the unused half costs nothing.
 - ``stream_rows(g, rows, width)`` equals ``g.random((n, width))[rows]`` for any n above the
   largest row, costing by the rows asked for when they are sparse: PCG64 is a 128-bit linear
   congruential generator, so it can jump ahead k steps by composing the step k times in
@@ -142,35 +144,60 @@ def _state(generator: np.random.Generator) -> tuple[int, int]:
     return st["state"], st["inc"]
 
 
-# four steps (the jump of 2^2): MULT^4 s + P4 inc
-_M_LANES_HI, _M_LANES_LO, _P_LANES_HI, _P_LANES_LO = _TABLES[2]
+def _jump_words(k: int) -> np.ndarray:
+    """MULT^k and 1 + MULT + ... + MULT^(k - 1) mod 2^128 as (hi, lo) words: k steps take
+    state s to MULT^k s + (that sum) inc."""
+    mult, plus = 1, 0
+    for _ in range(k):  # k is small: a lane's jump
+        mult, plus = (mult * _MULT) & ((1 << 128) - 1), (plus * _MULT + 1) & ((1 << 128) - 1)
+    return np.array(_split(mult) + _split(plus), np.uint64)
+
+
+#: Lane jumps for draws every ``stride`` (1: every draw; 2: every other one): four lanes, each
+#: 4 x stride steps at a time.
+_LANE_JUMPS = {stride: _jump_words(4 * stride) for stride in (1, 2)}
 
 
 @njit(cache=True, inline="always")
-def _lane(shi, slo, phi, plo):
-    """A lane's uniform, and its state four steps on (``p``: P4 inc)."""
-    hi, lo = _mul(_M_LANES_HI, _M_LANES_LO, shi, slo)
+def _lane(shi, slo, mhi, mlo, phi, plo):
+    """A lane's uniform, and its state a lane's jump on (``m``: its multiplier, ``p``: its sum
+    times inc)."""
+    hi, lo = _mul(mhi, mlo, shi, slo)
     hi, lo = _add(hi, lo, phi, plo)
     return _uniform(shi, slo), hi, lo
 
 
 @njit(cache=True)
-def _fill(shi, slo, ihi, ilo, n):
-    """The ``n`` uniforms after state s of the generator with increment inc: four interleaved
-    lanes (draws 4i, 4i+1, 4i+2, 4i+3), their states in scalars so that the multiplications of
-    the four chains overlap."""
-    phi, plo = _mul(_P_LANES_HI, _P_LANES_LO, ihi, ilo)
-    ah, al = _step(shi, slo, ihi, ilo)
-    bh, bl = _step(ah, al, ihi, ilo)
-    ch, cl = _step(bh, bl, ihi, ilo)
-    dh, dl = _step(ch, cl, ihi, ilo)
+def _fill_every(shi, slo, ihi, ilo, n, first, stride, jump):
+    """Draws ``first``, ``first + stride``, ... (``n`` of them) after state s of the generator
+    with increment inc: four interleaved lanes, their states in scalars so that the
+    multiplications of the four chains overlap (``jump``: the lanes' jump, _LANE_JUMPS)."""
+    phi, plo = _mul(jump[2], jump[3], ihi, ilo)
+    for _ in range(first + 1):
+        shi, slo = _step(shi, slo, ihi, ilo)
+    ah, al = shi, slo
+    for _ in range(stride):
+        shi, slo = _step(shi, slo, ihi, ilo)
+    bh, bl = shi, slo
+    for _ in range(stride):
+        shi, slo = _step(shi, slo, ihi, ilo)
+    ch, cl = shi, slo
+    for _ in range(stride):
+        shi, slo = _step(shi, slo, ihi, ilo)
+    dh, dl = shi, slo
+    mhi, mlo = jump[0], jump[1]
     out = np.empty(n + 3)
     for d in range(0, n, 4):
-        out[d], ah, al = _lane(ah, al, phi, plo)
-        out[d + 1], bh, bl = _lane(bh, bl, phi, plo)
-        out[d + 2], ch, cl = _lane(ch, cl, phi, plo)
-        out[d + 3], dh, dl = _lane(dh, dl, phi, plo)
+        out[d], ah, al = _lane(ah, al, mhi, mlo, phi, plo)
+        out[d + 1], bh, bl = _lane(bh, bl, mhi, mlo, phi, plo)
+        out[d + 2], ch, cl = _lane(ch, cl, mhi, mlo, phi, plo)
+        out[d + 3], dh, dl = _lane(dh, dl, mhi, mlo, phi, plo)
     return out[:n]
+
+
+def _fill(shi, slo, ihi, ilo, n):
+    """The ``n`` uniforms after state s of the generator with increment inc."""
+    return _fill_every(shi, slo, ihi, ilo, n, 0, 1, _LANE_JUMPS[1])
 
 
 @njit(cache=True)
@@ -186,10 +213,17 @@ def seeded(words):
 
 
 @njit(cache=True)
-def seeded_uniforms(words, n):
-    """``random(n)`` of the PCG64 seeded with ``words`` (see :func:`seeded`)."""
+def _seeded_fill(words, n, first, stride, jump):
     shi, slo, ihi, ilo = seeded(words)
-    return _fill(shi, slo, ihi, ilo, n)
+    return _fill_every(shi, slo, ihi, ilo, n, first, stride, jump)
+
+
+def seeded_uniforms(words: np.ndarray, n: int, first: int = 0, stride: int = 1) -> np.ndarray:
+    """``random(n * stride)[first::stride]`` of the PCG64 seeded with ``words`` (see
+    :func:`seeded`): stride 1 or 2, ``0 <= first < stride``; every other draw costs half."""
+    if not 0 <= first < stride:
+        raise ValueError(f"first must be in [0, stride), got {first} with stride {stride}")
+    return _seeded_fill(words, n, first, stride, _LANE_JUMPS[stride])
 
 
 def uniforms(generator: np.random.Generator, n: int) -> np.ndarray:

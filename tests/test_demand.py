@@ -94,7 +94,10 @@ def test_one_stage_walk_equals_the_step_loop(pools, nexts, n_cand, seed):
               np.array([nexts], np.int32), next_cum, np.array([len(nexts)]))
     cand = np.flatnonzero(rng.random(n_cand) < 0.7)
     routing, los_u = rng.random((n_cand, 2)), rng.random((n_cand, 1))
-    fast = demand._walk_one_stage(cand, routing, los_u, *arrays)
+    pool_u, next_u = (routing[:, j] if n > 1 else np.empty(0)  # a column only if it chooses
+                      for j, n in ((0, pools), (1, len(nexts))))
+    fast = demand._walk_one_stage(cand, np.ascontiguousarray(pool_u),
+                                  np.ascontiguousarray(next_u), los_u[:, 0].copy(), *arrays)
     loop = demand._walk_steps(cand, routing, los_u, *arrays)
     for a, b in zip(fast, loop, strict=True):
         assert a.dtype == b.dtype

@@ -81,6 +81,19 @@ def test_fills_equal_numpy(seed, rep, key, purpose, drawn, n):
     np.testing.assert_array_equal(got, g.random(n))
 
 
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**70), key=st.integers(0, 2**64), first=st.integers(0, 1),
+       n=st.integers(0, 1000))
+def test_every_other_draw_is_numpys_slice(seed, key, first, n):
+    """``seeded_uniforms(words, n, first, 2)`` is ``random(2n)[first::2]`` (every lane count
+    remainder); a first draw outside [0, stride) is refused."""
+    words = stream_seed(seed, 0, key, "routing")
+    np.testing.assert_array_equal(sr.seeded_uniforms(words, n, first, 2),
+                                  stream(seed, 0, key, "routing").random(2 * n)[first::2])
+    with pytest.raises(ValueError):
+        sr.seeded_uniforms(words, n, 2, 2)
+
+
 def test_seeding_is_numpys():
     """The state and increment PCG64 sets from four seed words, words at their edges too."""
     for words in ([0, 0, 0, 0], [2**64 - 1] * 4, [1, 2**63, 2**63 - 1, 2**64 - 1],
