@@ -110,32 +110,6 @@ def midnight_index(x, first_midnight, n_days):
     return np.int64(min(max(np.ceil(x) - first_midnight, 0.0), float(n_days)))
 
 
-@njit(cache=True)
-def add_stay_census(census, pools, used_pool, admit, leave, first_midnight):
-    """Add to ``census`` (in place) the visits given a bed in the pools flagged in ``pools``: in
-    a bed at midnight M when admit <= M < leave (no leave: still in at the horizon), as in an
-    engine, where a bed taken or freed at M is taken or freed before the census at M."""
-    n_pools, n_days = census.shape
-    diff = np.zeros((n_pools, n_days + 1), np.int64)
-    for v in range(used_pool.shape[0]):
-        k = used_pool[v]
-        a = admit[v]
-        if k < 0 or not pools[k] or np.isnan(a):
-            continue
-        lv = leave[v]
-        lo = midnight_index(a, first_midnight, n_days)
-        hi = n_days if np.isnan(lv) else midnight_index(lv, first_midnight, n_days)
-        if lo < hi:
-            diff[k, lo] += 1
-            diff[k, hi] -= 1
-    for k in range(n_pools):
-        if pools[k]:
-            c = 0
-            for d in range(n_days):
-                c += diff[k, d]
-                census[k, d] += c
-
-
 def risk_rule(census: np.ndarray, epsilon: float) -> int:
     """Smallest capacity c with census > c on at most a fraction epsilon of days."""
     values = np.sort(np.asarray(census).ravel())
@@ -326,11 +300,6 @@ def replication_metrics(network: Network, table: PatientTable, trace: Trace, rep
     first_midnight = float(np.ceil(w))
     if trace.path is not None:  # integrated by the engine, which kept no log
         full_time, census = trace.path.full_time, trace.path.census
-        untracked = ~trace.path.counted
-        if untracked.any():  # beds the engine did not count: from the stays, exactly
-            census = census.copy()  # the trace stays as the engine left it
-            add_stay_census(census, untracked, trace.used_pool, trace.admit, trace.leave,
-                            first_midnight)
     else:
         full_time, census = occupancy_path(
             trace.log_time, trace.log_pool, trace.log_delta, network.capacity,

@@ -18,7 +18,6 @@ from sim.engines.trace import LOST
 from sim.metrics import (
     _BED_DAYS,
     POOL_METRICS,
-    add_stay_census,
     last_visits,
     occupancy_path,
     replication_metrics,
@@ -105,9 +104,9 @@ def log_area(trace, network) -> np.ndarray:
 
 def assert_same(network, table):
     """Both engines give the identical trace; the numba engine run without a log gives the same
-    visits and, bit for bit, the occupancy path that metrics compute from the log (untracked
-    pools' census added from the stays); and the in-window bed days, which metrics report as
-    mean occupancy, are the time-integral of the log."""
+    visits and, bit for bit, the occupancy path that metrics compute from the log; and the
+    in-window bed days, which metrics report as mean occupancy, are the time-integral of the
+    log."""
     a = numba_core.run(network, table)
     b = simpy_model.run(network, table)
     assert a.equals(b), a.differences(b)
@@ -123,13 +122,7 @@ def assert_same(network, table):
                               network.warmup, network.horizon, float(np.ceil(network.warmup)),
                               network.n_days)
     for trace in (streamed, looped):  # the recursion (if it applies) and the event loop
-        path = trace.path
-        assert (path.counted >= network.tracked).all()  # every tracked pool's beds counted
-        census = path.census.copy()
-        assert not census[~path.counted].any()  # the engine counts no beds there
-        add_stay_census(census, ~path.counted, trace.used_pool, trace.admit, trace.leave,
-                        float(np.ceil(network.warmup)))
-        got = (path.full_time, census)
+        got = (trace.path.full_time, trace.path.census)  # untracked pools' from their stays
         for name, x, y in zip(("full_time", "census"), expected, got, strict=True):
             assert x.dtype == y.dtype and np.array_equal(x, y), name
     sums, _, _ = visit_sums(
@@ -215,17 +208,27 @@ def test_wait_percentiles_are_numpys_of_the_traced_waits(network, seed):
         assert got[k] == (np.percentile(mine, 95) if mine.size else 0.0), k
 
 
-def test_metrics_leave_the_trace_as_it_was():
-    """Metrics of the same trace twice are the same (the untracked pools' census is added to a
-    copy of the engine's, not to the trace)."""
-    network = compile_network(two_stage(capacities=(40, None), run=120))
-    assert not network.tracked.all()
-    table = demand.generate(network, 3, 0)
-    trace = numba_core.run(network, table, log=False)
-    first, second = (replication_metrics(network, table, trace) for _ in range(2))
-    assert first.census[~network.tracked].any()
-    np.testing.assert_array_equal(first.census, second.census)
-    np.testing.assert_array_equal(first.pool, second.pool)
+def test_untracked_pools_census_is_counted_from_their_stays_with_blocking():
+    """A pool without a capacity whose patients wait in their beds for a full one (and one
+    that such a pool feeds): the engine without a log gives the census of the log, and
+    metrics of the same trace twice are the same."""
+    for capacities in ((None, 12), (40, None)):
+        network = compile_network(two_stage(capacities=capacities, p_next=0.6, run=200))
+        assert not network.tracked.all()
+        table = demand.generate(network, 3, 0)
+        logged = numba_core.run(network, table)
+        expected = occupancy_path(logged.log_time, logged.log_pool, logged.log_delta,
+                                  network.capacity, network.cc_time, network.cc_pool,
+                                  network.cc_capacity, network.warmup, network.horizon,
+                                  float(np.ceil(network.warmup)), network.n_days)[1]
+        trace = numba_core.run(network, table, log=False)
+        np.testing.assert_array_equal(trace.path.census, expected)
+        assert expected[~network.tracked].any()
+        if capacities[0] is None:  # transfers to the 12 rehab beds are delayed in acute beds
+            assert (trace.leave > table.visit_los + trace.admit + 1e-9).any()
+        first, second = (replication_metrics(network, table, trace) for _ in range(2))
+        np.testing.assert_array_equal(first.census, second.census)
+        np.testing.assert_array_equal(first.pool, second.pool)
 
 
 def test_identical_traces_with_blocking_and_queues():

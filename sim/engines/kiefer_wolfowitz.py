@@ -67,9 +67,8 @@ def run(network, table) -> Trace:
            hold_u, d.on, d.factor, d.open, d.close, d.first_weekday, *outputs,
            network.warmup, float(np.ceil(network.warmup)), acc, census)
     no_log = (np.empty(0), np.empty(0, np.int32), np.empty(0, np.int8))
-    counted = np.ones(network.n_pools, np.bool_)  # untracked pools' census too, in the pass
-    return Trace(*outputs[:5], *no_log, outputs[5],
-                 OccupancyPath(acc[:, 0] / TICKS_PER_DAY, census, counted))
+    return Trace(*outputs[:5], *no_log, outputs[5], OccupancyPath(acc[:, 0] / TICKS_PER_DAY,
+                                                                  census))
 
 
 @njit(cache=True)
@@ -114,8 +113,7 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
            census):
     """Write every per-visit output (the arrays come uninitialised), ``acc[:, 0]`` (time full,
     in ticks) and ``census`` as numba_core.simulate does on such a network without a log (same
-    arguments; ``lo``: the trees' offsets, _tree_offsets), and the census of the pools it does
-    not track as metrics.add_stay_census counts it from the stays: every pool's is counted."""
+    arguments; ``lo``: the trees' offsets, _tree_offsets)."""
     n = arrival.shape[0]
     n_pools = capacity.shape[0]
     n_days = census.shape[1]
@@ -161,7 +159,7 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
                 dep = stay_end(a, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
                                hold_close, first_weekday)
             leave[w] = dep if dep < horizon else np.nan
-            # add_stay_census: in from admit, to the horizon if it does not leave before
+            # in a bed at the midnights in [admit, dep); to the horizon if it leaves after it
             diff[k, midnight_index(a, first_midnight, n_days)] += 1
             diff[k, midnight_index(dep, first_midnight, n_days)] -= 1
             continue

@@ -31,6 +31,7 @@ from sim.engines.trace import (
     Trace,
     advance_pool,
 )
+from sim.metrics import midnight_index
 
 _QUEUE, _LOSE = 0, 1
 _DRAIN, _OUTLIE = 0, 1  # network.DRAIN / OUTLIE; anything else moves
@@ -132,7 +133,8 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
     without, ``acc`` (per pool: time full, integrated up to) and ``census`` (zeros) get the
     occupancy path instead, with the arithmetic of metrics.occupancy_path. Beds are counted
     only in ``tracked`` pools (all, with a log): elsewhere they never run out, so a last stay
-    there has no end-of-stay event. Returns the number of log entries written."""
+    there has no end-of-stay event, and their census is counted from the stays as they start
+    and end (see OccupancyPath). Returns the number of log entries written."""
     n = arrival.shape[0]
     m = visit_pool.shape[0]
     n_pools = capacity0.shape[0]
@@ -166,6 +168,8 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
     any_hold = hold_u.shape[0] > 0
     n_days = census.shape[1]
     day = 0
+    # untracked pools' census: +1 at the first midnight in a bed, -1 at the first one out
+    stay_diff = np.zeros((n_pools, n_days + 1), np.int64)
     acc[:, 1] = warmup
     path = not write_log
     next_midnight = first_midnight if path and n_days > 0 else np.inf  # of census day ``day``
@@ -234,12 +238,17 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                     occ[k] += 1
                     if write_log:
                         _log(cnt, log_time, log_pool, log_delta, t, k, 1)
-                if tracked[k] or not last_of[w]:
+                elif path:
+                    stay_diff[k, midnight_index(t, first_midnight, n_days)] += 1
+                if tracked[k] or not last_of[w] or path:
                     dep = t + visit_los[w]
                     if any_hold:
                         dep = stay_end(t, w, k, visit_los, hold_u, hold_on, hold_factor,
                                        hold_open, hold_close, first_weekday)
-                    qs = push(q, qs, dep, _payload(w, k, last_of[w]))
+                    if tracked[k] or not last_of[w]:
+                        qs = push(q, qs, dep, _payload(w, k, last_of[w]))
+                    else:  # an untracked last stay: out at its end (or in at the horizon)
+                        stay_diff[k, midnight_index(dep, first_midnight, n_days)] -= 1
             elif outcome == _QUEUED:
                 q_next[w] = -1
                 if q_tail[k] >= 0:
@@ -258,6 +267,8 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                     _log(cnt, log_time, log_pool, log_delta, t, k, -1)
                 stack[sp] = k
                 sp += 1
+            elif k >= 0 and path:
+                stay_diff[k, midnight_index(t, first_midnight, n_days)] -= 1
         # Serve queues of pools where beds became free, cascading through blocked transfers.
         while sp > 0:
             sp -= 1
@@ -290,8 +301,16 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                             _log(cnt, log_time, log_pool, log_delta, t, kp, -1)
                         stack[sp] = kp
                         sp += 1
+                    elif kp >= 0 and path:
+                        stay_diff[kp, midnight_index(t, first_midnight, n_days)] -= 1
     _left_at_end_of_stay(horizon, visit_los, used_pool, admit, leave, flags, last_of, any_hold,
                          hold_u, hold_on, hold_factor, hold_open, hold_close, first_weekday)
+    for k in range(n_pools):
+        if not tracked[k]:
+            run = np.int64(0)
+            for d in range(n_days):
+                run += stay_diff[k, d]
+                census[k, d] = run
     return cnt[0]
 
 
@@ -366,5 +385,4 @@ def run(network, table, log: bool = True, event_loop: bool = False) -> Trace:
     )
     return Trace(used_pool, request, admit, leave, flags,
                  log_time[:n_log], log_pool[:n_log], log_delta[:n_log], moved_at,
-                 None if log else OccupancyPath(acc[:, 0] / TICKS_PER_DAY, census,
-                                                network.tracked))
+                 None if log else OccupancyPath(acc[:, 0] / TICKS_PER_DAY, census))

@@ -18,13 +18,13 @@ OUTLIED = 16  # taken out of its pool's beds by a capacity cut, outlying in no p
 @dataclass
 class OccupancyPath:
     """What the occupancy metrics need of the log besides the stays, per pool, integrated by an
-    engine as it runs when no log is kept (see metrics.occupancy_path). Pools that are not
-    ``Network.tracked`` never run out of beds; their census rows are zero unless ``counted``
-    (the event loop leaves them to metrics, which count them from the stays)."""
+    engine as it runs when no log is kept (see metrics.occupancy_path). In pools that are not
+    ``Network.tracked`` beds never run out, and the census is counted from the stays as they
+    start and end: in a bed at midnight M when admit <= M < leave (no leave: in at the
+    horizon), as a bed taken or freed at M is taken or freed before the census at M."""
 
     full_time: np.ndarray  # float64 [n_pools] days at or over capacity in the window
     census: np.ndarray  # int32 [n_pools, n_days] beds in use at each midnight of the window
-    counted: np.ndarray  # bool [n_pools] pools whose census rows the engine filled
 
 
 @dataclass
