@@ -72,6 +72,7 @@ def test_quick_bench_appends_a_complete_report(tmp_path, capsys):
     assert [r[0] for r in scaling] == ["1x", "2x", "4x"]
     assert _number(scaling[0][3]) == 1.0
     assert [round(_number(r[3])) for r in scaling] == [1, 2, 4]  # admissions scale with volume
+    assert "| event loop time ratio |" in report and all(_number(r[6]) > 0 for r in scaling)
 
     parallel = _table_rows(report, "what")
     assert [r[0].split(",")[0] for r in parallel[:2]] == ["sim.run(jobs=1)", "sim.run(jobs=2)"]
