@@ -100,6 +100,16 @@ def _replace_least(val, leaf, lo, x):
 
 
 @njit(cache=True, inline="always")
+def _add_stay(diff, row, start, end, first_midnight, n_days):
+    """A stay in a bed at the midnights in [start, end), in a pool's census differences
+    (``diff[row:row + n_days + 1]``)."""
+    i = row + midnight_index(start, first_midnight, n_days)
+    _st(diff, i, _ld(diff, i) + 1)
+    j = row + midnight_index(end, first_midnight, n_days)
+    _st(diff, j, _ld(diff, j) - 1)
+
+
+@njit(cache=True, inline="always")
 def _full_ticks(since, until, t_lo, horizon):
     """Ticks of [since, until) within the window [warmup, horizon) (``t_lo``: ticks(warmup);
     0 when empty, as when ``since`` is inf: not full)."""
@@ -133,7 +143,8 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
     # branches, in the loop: whether a patient finds the pool full is a coin toss near capacity.
     full_since = np.full(n_pools, np.inf)
     full = np.zeros(n_pools)  # ticks
-    diff = np.zeros((n_pools, n_days + 1), np.int64)
+    width = n_days + 1  # per pool: +1 at the first midnight in a bed, -1 at the first one out
+    diff = np.zeros(n_pools * width, np.int64)
     t_lo = ticks(warmup)
     t_hi = ticks(horizon)
     any_hold = hold_u.shape[0] > 0  # (a call per patient costs more than its sum)
@@ -152,21 +163,20 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
         _st(used_pool, w, k)
         _st(moved_at, w, np.nan)
         if not tracked[k]:
-            flags[w] = 0
-            admit[w] = a
-            dep = a + visit_los[w]
+            _st(flags, w, 0)
+            _st(admit, w, a)
+            dep = a + _ld(visit_los, w)
             if any_hold:
                 dep = stay_end(a, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
                                hold_close, first_weekday)
-            leave[w] = dep if dep < horizon else np.nan
+            _st(leave, w, dep if dep < horizon else np.nan)
             # in a bed at the midnights in [admit, dep); to the horizon if it leaves after it
-            diff[k, midnight_index(a, first_midnight, n_days)] += 1
-            diff[k, midnight_index(dep, first_midnight, n_days)] -= 1
+            _add_stay(diff, k * width, a, dep, first_midnight, n_days)
             continue
         root = lo[k] + 1
-        f = val[root]
+        f = _ld(val, root)
         # full from full_since until its least free time or this arrival (in the window)
-        full[k] += _full_ticks(full_since[k], min(f, a), t_lo, horizon)
+        _st(full, k, _ld(full, k) + _full_ticks(_ld(full_since, k), min(f, a), t_lo, horizon))
         found_full = f > a
         _st(flags, w, FOUND_FULL * found_full)
         if found_full and (policy[k] == LOSE or capacity[k] == 0):  # lost, or never a bed
@@ -181,12 +191,11 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
             dep = stay_end(start, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
                            hold_close, first_weekday)
         _replace_least(val, leaf, lo[k], dep)
-        full_since[k] = a if val[root] > a else np.inf
+        _st(full_since, k, a if _ld(val, root) > a else np.inf)
         _st(admit, w, start if start < horizon else np.nan)
         _st(leave, w, dep if dep < horizon else np.nan)
         # in a bed at the midnights in [start, dep); none if it starts after the horizon
-        diff[k, midnight_index(start, first_midnight, n_days)] += 1
-        diff[k, midnight_index(dep, first_midnight, n_days)] -= 1
+        _add_stay(diff, k * width, start, dep, first_midnight, n_days)
     for w in range(reached, m):
         used_pool[w] = -1
         request[w] = np.nan
@@ -197,7 +206,7 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
     for k in range(n_pools):
         run = np.int64(0)
         for d in range(n_days):
-            run += diff[k, d]
+            run += diff[k * width + d]
             census[k, d] = run
         if not tracked[k]:
             continue
