@@ -260,6 +260,13 @@ def _engines_section(title: str, scenario: Scenario, quick: bool, numba_reps: in
     return sec
 
 
+def _engine_seconds(network: Network, table, event_loop: bool) -> float:
+    """CPU seconds of the numba engine (no log) on one table."""
+    t0 = cpu_clock()
+    numba_core.run(network, table, log=False, event_loop=event_loop)
+    return cpu_clock() - t0
+
+
 def _shortcut_and_loop(network: Network, replications: int) -> tuple[float, float]:
     """Engine admissions/s (no log) of the recursion and of the event loop, by turns on the
     tables of replications 0, 1, ..."""
@@ -268,9 +275,7 @@ def _shortcut_and_loop(network: Network, replications: int) -> tuple[float, floa
     for r in range(replications):
         table = demand.generate(network, SEED, r)
         for i, event_loop in enumerate((False, True)):
-            t0 = cpu_clock()
-            numba_core.run(network, table, log=False, event_loop=event_loop)
-            seconds[i] += cpu_clock() - t0
+            seconds[i] += _engine_seconds(network, table, event_loop)
         admissions += table.n_patients
         del table
     return admissions / seconds[0], admissions / seconds[1]
@@ -325,14 +330,8 @@ print(json.dumps({"times": asdict(times), "ref": asdict(ref), "loop": loop}))
 
 def event_loop_seconds(network: Network, replications: Iterable[int]) -> float:
     """CPU seconds of the event loop alone (no log) on the tables of these replications."""
-    seconds = 0.0
-    for r in replications:
-        table = demand.generate(network, SEED, r)
-        t0 = cpu_clock()
-        numba_core.run(network, table, log=False, event_loop=True)
-        seconds += cpu_clock() - t0
-        del table
-    return seconds
+    return sum(_engine_seconds(network, demand.generate(network, SEED, r), True)
+               for r in replications)
 
 
 def _scaling_child(quick: bool, factor: float, replications: int,

@@ -436,13 +436,11 @@ def cohort_patients(c: CohortNet, horizon: float, seed: int, rep: int,
                           for column, n in ((0, pool_len), (1, next_len)))
         counts, exits, v_pool, v_local, v_u = _walk_one_stage(cand, pool_u, next_u,
                                                               draws("los"), *arrays)
+        v_los = c.stages[0].los.ppf(v_u)
     else:
         routing = draws("routing", 2 * n_steps).reshape(n_cand, 2 * n_steps)
         los_u = draws("los", n_steps).reshape(n_cand, n_steps)
         counts, exits, v_pool, v_local, v_u = _walk_steps(cand, routing, los_u, *arrays)
-    if n_steps == 1:
-        v_los = c.stages[0].los.ppf(v_u)
-    else:
         v_los = np.empty_like(v_u)
         for j, st in enumerate(c.stages):
             sel = np.flatnonzero(v_local == j)

@@ -144,18 +144,9 @@ def _state(generator: np.random.Generator) -> tuple[int, int]:
     return st["state"], st["inc"]
 
 
-def _jump_words(k: int) -> np.ndarray:
-    """MULT^k and 1 + MULT + ... + MULT^(k - 1) mod 2^128 as (hi, lo) words: k steps take
-    state s to MULT^k s + (that sum) inc."""
-    mult, plus = 1, 0
-    for _ in range(k):  # k is small: a lane's jump
-        mult, plus = (mult * _MULT) & ((1 << 128) - 1), (plus * _MULT + 1) & ((1 << 128) - 1)
-    return np.array(_split(mult) + _split(plus), np.uint64)
-
-
 #: Lane jumps for draws every ``stride`` (1: every draw; 2: every other one): four lanes, each
-#: 4 x stride steps at a time.
-_LANE_JUMPS = {stride: _jump_words(4 * stride) for stride in (1, 2)}
+#: 4 x stride steps at a time, the jumps of 2^2 and 2^3 steps.
+_LANE_JUMPS = {1: _TABLES[2], 2: _TABLES[3]}
 
 
 @njit(cache=True, inline="always")

@@ -143,8 +143,8 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
     # branches, in the loop: whether a patient finds the pool full is a coin toss near capacity.
     full_since = np.full(n_pools, np.inf)
     full = np.zeros(n_pools)  # ticks
-    width = n_days + 1  # per pool: +1 at the first midnight in a bed, -1 at the first one out
-    diff = np.zeros(n_pools * width, np.int64)
+    row = n_days + 1  # per pool: +1 at the first midnight in a bed, -1 at the first one out
+    diff = np.zeros(n_pools * row, np.int64)
     t_lo = ticks(warmup)
     t_hi = ticks(horizon)
     any_hold = hold_u.shape[0] > 0  # (a call per patient costs more than its sum)
@@ -171,7 +171,7 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
                                hold_close, first_weekday)
             _st(leave, w, dep if dep < horizon else np.nan)
             # in a bed at the midnights in [admit, dep); to the horizon if it leaves after it
-            _add_stay(diff, k * width, a, dep, first_midnight, n_days)
+            _add_stay(diff, k * row, a, dep, first_midnight, n_days)
             continue
         root = lo[k] + 1
         f = _ld(val, root)
@@ -195,7 +195,7 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
         _st(admit, w, start if start < horizon else np.nan)
         _st(leave, w, dep if dep < horizon else np.nan)
         # in a bed at the midnights in [start, dep); none if it starts after the horizon
-        _add_stay(diff, k * width, start, dep, first_midnight, n_days)
+        _add_stay(diff, k * row, start, dep, first_midnight, n_days)
     for w in range(reached, m):
         used_pool[w] = -1
         request[w] = np.nan
@@ -206,7 +206,7 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
     for k in range(n_pools):
         run = np.int64(0)
         for d in range(n_days):
-            run += diff[k * width + d]
+            run += diff[k * row + d]
             census[k, d] = run
         if not tracked[k]:
             continue

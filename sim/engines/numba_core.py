@@ -240,14 +240,15 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                         _log(cnt, log_time, log_pool, log_delta, t, k, 1)
                 elif path:
                     stay_diff[k, midnight_index(t, first_midnight, n_days)] += 1
-                if tracked[k] or not last_of[w] or path:
+                has_event = tracked[k] or not last_of[w]  # else: an untracked last stay
+                if has_event or path:
                     dep = t + visit_los[w]
                     if any_hold:
                         dep = stay_end(t, w, k, visit_los, hold_u, hold_on, hold_factor,
                                        hold_open, hold_close, first_weekday)
-                    if tracked[k] or not last_of[w]:
+                    if has_event:
                         qs = push(q, qs, dep, _payload(w, k, last_of[w]))
-                    else:  # an untracked last stay: out at its end (or in at the horizon)
+                    else:  # out of its bed at its end (or in at the horizon)
                         stay_diff[k, midnight_index(dep, first_midnight, n_days)] -= 1
             elif outcome == _QUEUED:
                 q_next[w] = -1
