@@ -22,6 +22,7 @@ from numba import njit
 from sim.network import CohortNet, Network
 from sim.pcg64 import seeded_uniforms
 from sim.streams import stream, stream_seed
+from sim.unchecked import load, store
 
 
 @dataclass
@@ -87,11 +88,13 @@ def _growth(c: CohortNet, t: np.ndarray) -> np.ndarray:
 
 @njit(cache=True, inline="always")
 def _calendar_factor(t, day, hourly, use_hourly):
-    """Day factor x hour-of-day factor at time ``t`` (the hour factor skipped when all are 1)."""
+    """Day factor x hour-of-day factor at time ``t`` in [0, len(day)) (the hour factor skipped
+    when all are 1). Both indices are in range (the hour's at most 23: (t - d) x 24 rounds to
+    24.0 when t is within 2^-53 below a whole day), so they are read unchecked."""
     d = np.int64(t)
-    x = day[d]
+    x = load(day, d)
     if use_hourly:
-        x = x * hourly[np.int64((t - d) * 24.0)]
+        x = x * load(hourly, min(np.int64((t - d) * 24.0), 23))
     return x
 
 
@@ -255,19 +258,19 @@ def _accept_bands(times, accept, starts, edges, day, hourly, use_hourly, growth_
         floor = edges[b]
         width = edges[b + 1] - floor
         for i in range(starts[b], starts[b + 1]):
-            t = times[i]
+            t = load(times, i)
             x = _calendar_factor(t, day, hourly, use_hourly)
             d = np.int64(t)
-            lo = growth_lo[d]
-            hi = growth_hi[d]
+            lo = load(growth_lo, d)
+            hi = load(growth_hi, d)
             valid = np.int64(lo > 1e-300) & np.int64(hi < 1e300)
-            aw = accept[i] * width + floor
+            aw = load(accept, i) * width + floor
             yes = valid & np.int64(aw < x * lo)
             no = valid & np.int64(aw >= x * hi)
             unsure = 1 - (yes | no)
-            status[i] = yes + 2 * unsure
+            store(status, i, yes + 2 * unsure)
             undecided += unsure
-            out[k] = i
+            store(out, k, i)
             k += yes
     return out[:k], status, undecided
 
@@ -320,7 +323,7 @@ def _pick(cum, length, u):
     """Index into a cumulative-probability row: ``min(searchsorted(cum, u, 'right'), len-1)``."""
     k = 0
     for j in range(length):  # a count, not a search: no branch on the uniform (cum is sorted)
-        k += np.int64(cum[j] <= u)
+        k += np.int64(load(cum, j) <= u)
     return min(k, length - 1)
 
 
@@ -329,19 +332,22 @@ def _walk_one_stage(cand, pool_u, next_u, los_u, pool_index, pool_cum, pool_len,
                     next_cum, next_len):
     """:func:`_walk_steps` of a one-stage pathway: one visit per patient, no loop over steps.
     ``pool_u`` and ``next_u`` are the routing uniforms' two columns (empty where a choice has
-    one option: ``_pick`` of one option reads no uniform), ``los_u`` the stay uniforms."""
+    one option: ``_pick`` of one option reads no uniform), ``los_u`` the stay uniforms; the
+    candidates index them all, and ``_pick`` stays below each row's length: read unchecked."""
     n = cand.shape[0]
     counts = np.ones(n, np.int64)
     exit_code = np.empty(n, np.int8)
     v_pool = np.empty(n, np.int32)
     v_u = np.empty(n)
     n_pool, n_next = pool_len[0], next_len[0]
+    pools, pool_row, targets, next_row = pool_index[0], pool_cum[0], next_target[0], next_cum[0]
     for p in range(n):
-        i = cand[p]
-        v_pool[p] = pool_index[0, _pick(pool_cum[0], n_pool, pool_u[i]) if n_pool > 1 else 0]
-        v_u[p] = los_u[i]
-        nxt = next_target[0, _pick(next_cum[0], n_next, next_u[i]) if n_next > 1 else 0]
-        exit_code[p] = nxt if nxt < 0 else -1  # a next stage is past the last step: no exit
+        i = load(cand, p)
+        store(v_pool, p, load(pools, _pick(pool_row, n_pool, load(pool_u, i)) if n_pool > 1
+                              else 0))
+        store(v_u, p, load(los_u, i))
+        nxt = load(targets, _pick(next_row, n_next, load(next_u, i)) if n_next > 1 else 0)
+        store(exit_code, p, nxt if nxt < 0 else -1)  # a next stage is past the last step
     return counts, exit_code, v_pool, np.zeros(n, np.int32), v_u
 
 

@@ -25,6 +25,7 @@ from sim.engines.trace import (
     advance_pool,
 )
 from sim.network import Network
+from sim.unchecked import load, store
 
 STAY_THRESHOLDS = (7, 14, 21, 30)
 CENSUS_QUANTILES = (50, 90, 95, 99)
@@ -230,36 +231,42 @@ def unconstrained_sums(arrival, visit_start, visit_pool, visit_los, warmup, hori
     per pool, plus admissions per cohort. Same arithmetic as :func:`unconstrained_stays`, plus
     any discharge hold of a last stay (holds need no spare bed, so they count here too)."""
     n = arrival.shape[0]
-    width = n_days + 1
-    diff = np.zeros((n_pools, width), np.int64)
+    row = n_days + 1  # per pool: +1 at the first midnight in a bed, -1 at the first one out
+    diff = np.zeros(n_pools * row, np.int64)
     uc_days = np.zeros(n_pools)
     cohort_adm = np.zeros(n_cohorts)
+    any_hold = hold_u.shape[0] > 0
     cs = 0.0  # running cumulative sum of stays over all visits, as np.cumsum
+    # Pools, cohorts, visits and midnight indices are in range by construction: read unchecked.
     for p in range(n):
-        a = arrival[p]
+        a = load(arrival, p)
         if a >= warmup and a < horizon:
-            cohort_adm[cohort[p]] += 1.0
+            c = load(cohort, p)
+            store(cohort_adm, c, load(cohort_adm, c) + 1.0)
         base = 0.0
-        for v in range(visit_start[p], visit_start[p + 1]):
-            los = visit_los[v]
+        first, stop = load(visit_start, p), load(visit_start, p + 1)
+        for v in range(first, stop):
+            los = load(visit_los, v)
             cs += los
             before = cs - los
-            if v == visit_start[p]:
+            if v == first:
                 base = a - before
             start = base + before
             end = start + los
-            k = visit_pool[v]
-            if hold_on[k] and v == visit_start[p + 1] - 1 and not np.isnan(hold_u[v]):
+            k = load(visit_pool, v)
+            if any_hold and hold_on[k] and v == stop - 1 and not np.isnan(hold_u[v]):
                 end += hold_days(end, hold_u[v], first_weekday, hold_factor[k], hold_open[k],
                                  hold_close[k])
-            diff[k, midnight_index(start, first_midnight, n_days)] += 1
-            diff[k, midnight_index(end, first_midnight, n_days)] -= 1
-            uc_days[k] += max(min(end, horizon) - max(start, warmup), 0.0)
+            i = k * row + midnight_index(start, first_midnight, n_days)
+            store(diff, i, load(diff, i) + 1)
+            j = k * row + midnight_index(end, first_midnight, n_days)
+            store(diff, j, load(diff, j) - 1)
+            store(uc_days, k, load(uc_days, k) + max(min(end, horizon) - max(start, warmup), 0.0))
     census = np.empty((n_pools, n_days), np.int32)
     for k in range(n_pools):
         c = 0
         for d in range(n_days):
-            c += diff[k, d]
+            c += diff[k * row + d]
             census[k, d] = c
     return uc_days, census, cohort_adm
 

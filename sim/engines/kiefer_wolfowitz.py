@@ -16,10 +16,10 @@ import numpy as np
 from numba import njit
 
 from sim.discharges import stay_end
-from sim.engines.radix_queue import _ld, _st  # array access without negative-index wraparound
 from sim.engines.trace import FOUND_FULL, LOST, TICKS_PER_DAY, OccupancyPath, Trace, ticks
 from sim.metrics import midnight_index
 from sim.network import LOSE, OVERFLOW, UNLIMITED
+from sim.unchecked import load, store
 
 __all__ = ["applies", "replay", "run"]
 
@@ -86,16 +86,16 @@ def _replace_least(val, leaf, lo, x):
     number of steps, without the unpredictable branches of a heap's sift. Each node is read
     back from memory rather than carried in a register, which LLVM compiles to selects (the
     carried form became branches that mispredict near capacity: 1.6x slower). Indices are all
-    >= 0, so _ld / _st skip numba's wraparound of negative ones, here and in the replay."""
-    i = _ld(leaf, lo + 1)
-    _st(val, lo + i, x)
+    >= 0, so load / store skip numba's wraparound of negative ones, here and in the replay."""
+    i = load(leaf, lo + 1)
+    store(val, lo + i, x)
     while i > 1:
         p = i >> 1
-        vi = _ld(val, lo + i)
-        vj = _ld(val, lo + (i ^ 1))
+        vi = load(val, lo + i)
+        vj = load(val, lo + (i ^ 1))
         b = vj < vi
-        _st(val, lo + p, vj if b else vi)
-        _st(leaf, lo + p, _ld(leaf, lo + (i ^ 1)) if b else _ld(leaf, lo + i))
+        store(val, lo + p, vj if b else vi)
+        store(leaf, lo + p, load(leaf, lo + (i ^ 1)) if b else load(leaf, lo + i))
         i = p
 
 
@@ -104,9 +104,9 @@ def _add_stay(diff, row, start, end, first_midnight, n_days):
     """A stay in a bed at the midnights in [start, end), in a pool's census differences
     (``diff[row:row + n_days + 1]``)."""
     i = row + midnight_index(start, first_midnight, n_days)
-    _st(diff, i, _ld(diff, i) + 1)
+    store(diff, i, load(diff, i) + 1)
     j = row + midnight_index(end, first_midnight, n_days)
-    _st(diff, j, _ld(diff, j) - 1)
+    store(diff, j, load(diff, j) - 1)
 
 
 @njit(cache=True, inline="always")
@@ -151,34 +151,34 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
     m = visit_pool.shape[0]
     reached = m  # visits from here on belong to patients arriving at or after the horizon
     for p in range(n):
-        a = arrival[p]
-        w = visit_start[p]
+        a = load(arrival, p)
+        w = load(visit_start, p)
         if not a < horizon:
             reached = w
             break
-        if _ld(visit_start, p + 1) == w:
+        if load(visit_start, p + 1) == w:
             continue
-        k = _ld(visit_pool, w)
-        _st(request, w, a)
-        _st(used_pool, w, k)
-        _st(moved_at, w, np.nan)
-        if not tracked[k]:
-            _st(flags, w, 0)
-            _st(admit, w, a)
-            dep = a + _ld(visit_los, w)
+        k = load(visit_pool, w)
+        store(request, w, a)
+        store(used_pool, w, k)
+        store(moved_at, w, np.nan)
+        if not load(tracked, k):
+            store(flags, w, 0)
+            store(admit, w, a)
+            dep = a + load(visit_los, w)
             if any_hold:
                 dep = stay_end(a, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
                                hold_close, first_weekday)
-            _st(leave, w, dep if dep < horizon else np.nan)
+            store(leave, w, dep if dep < horizon else np.nan)
             # in a bed at the midnights in [admit, dep); to the horizon if it leaves after it
             _add_stay(diff, k * row, a, dep, first_midnight, n_days)
             continue
-        root = lo[k] + 1
-        f = _ld(val, root)
+        root = load(lo, k) + 1
+        f = load(val, root)
         # full from full_since until its least free time or this arrival (in the window)
-        _st(full, k, _ld(full, k) + _full_ticks(_ld(full_since, k), min(f, a), t_lo, horizon))
+        store(full, k, load(full, k) + _full_ticks(load(full_since, k), min(f, a), t_lo, horizon))
         found_full = f > a
-        _st(flags, w, FOUND_FULL * found_full)
+        store(flags, w, FOUND_FULL * found_full)
         if found_full and (policy[k] == LOSE or capacity[k] == 0):  # lost, or never a bed
             flags[w] = FOUND_FULL | (LOST if policy[k] == LOSE else 0)
             admit[w] = np.nan
@@ -186,14 +186,14 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
             full_since[k] = a
             continue
         start = max(a, f)
-        dep = start + _ld(visit_los, w)
+        dep = start + load(visit_los, w)
         if any_hold:
             dep = stay_end(start, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
                            hold_close, first_weekday)
-        _replace_least(val, leaf, lo[k], dep)
-        _st(full_since, k, a if _ld(val, root) > a else np.inf)
-        _st(admit, w, start if start < horizon else np.nan)
-        _st(leave, w, dep if dep < horizon else np.nan)
+        _replace_least(val, leaf, root - 1, dep)
+        store(full_since, k, a if load(val, root) > a else np.inf)
+        store(admit, w, start if start < horizon else np.nan)
+        store(leave, w, dep if dep < horizon else np.nan)
         # in a bed at the midnights in [start, dep); none if it starts after the horizon
         _add_stay(diff, k * row, start, dep, first_midnight, n_days)
     for w in range(reached, m):

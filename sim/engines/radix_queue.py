@@ -25,8 +25,8 @@ of the entries)``. Array layout: per bucket (``LEVELS`` x 64) its chunk being fi
 entries in that chunk and its least key; one bit set of non-empty digits per level; the run's
 keys, then its visits (capacity of each); the next chunk of each chunk (its bucket's, or the
 free list's); then (key, visit) pairs, ``CHUNK`` per chunk. The hot functions index it with
-:func:`_ld` and :func:`_st`, which skip numba's wraparound of negative indices (every index
-here is >= 0).
+:func:`sim.unchecked.load` and :func:`~sim.unchecked.store`, which skip numba's wraparound of
+negative indices (every index here is >= 0).
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from sim.unchecked import load, store
+
 DIGIT = 6  # bits per level: 64 buckets a level, one int64 bit set of them
 LEVELS = (64 + DIGIT - 1) // DIGIT
 _WIDTH = 1 << DIGIT  # buckets a level
@@ -44,28 +46,6 @@ CHUNK = 32  # entries per chunk of a bucket
 _HEAD = 3  # per bucket: its chunk being filled, the entries in that chunk, its least key
 _BITS = _HEAD * LEVELS * _WIDTH  # after the buckets' heads: the levels' bit sets
 _RUN = _BITS + LEVELS  # the run: the least keys, sorted
-
-
-@intrinsic
-def _ld(typingctx, arr, i):
-    """``arr[i]`` for 0 <= i < len(arr), without the wraparound of negative indices."""
-    def codegen(context, builder, signature, args):
-        a = context.make_array(signature.args[0])(context, builder, value=args[0])
-        idx = context.cast(builder, args[1], signature.args[1], types.intp)
-        return builder.load(builder.gep(a.data, [idx], inbounds=True))
-    return arr.dtype(arr, i), codegen
-
-
-@intrinsic
-def _st(typingctx, arr, i, v):
-    """``arr[i] = v`` for 0 <= i < len(arr), without the wraparound of negative indices."""
-    def codegen(context, builder, signature, args):
-        a = context.make_array(signature.args[0])(context, builder, value=args[0])
-        idx = context.cast(builder, args[1], signature.args[1], types.intp)
-        val = context.cast(builder, args[2], signature.args[2], signature.args[0].dtype)
-        builder.store(val, builder.gep(a.data, [idx], inbounds=True))
-        return context.get_dummy_value()
-    return types.void(arr, i, v), codegen
 
 
 @intrinsic
@@ -120,28 +100,28 @@ def _append(q, nexts, entries, free, used, key, v, last, lmask):
     level = (63 - _clz(key ^ last)) // DIGIT
     digit = (key >> (DIGIT * level)) & _MASK
     b = _HEAD * (level * _WIDTH + digit)
-    h = _ld(q, b)
-    g = _ld(q, b + 1)
-    least = _ld(q, b + 2)
-    _st(q, b + 2, key if h < 0 or key < least else least)
+    h = load(q, b)
+    g = load(q, b + 1)
+    least = load(q, b + 2)
+    store(q, b + 2, key if h < 0 or key < least else least)
     if h < 0 or g == CHUNK:
         if h < 0:
-            _st(q, _BITS + level, _ld(q, _BITS + level) | (np.int64(1) << digit))
+            store(q, _BITS + level, load(q, _BITS + level) | (np.int64(1) << digit))
             lmask |= np.int64(1) << level
         if free >= 0:
             c = free
-            free = _ld(q, nexts + c)
+            free = load(q, nexts + c)
         else:
             c = used
             used += 1
-        _st(q, nexts + c, h)
+        store(q, nexts + c, h)
         h = c
-        _st(q, b, c)
+        store(q, b, c)
         g = 0
     e = entries + 2 * (h * CHUNK + g)
-    _st(q, e, key)
-    _st(q, e + 1, v)
-    _st(q, b + 1, g + 1)
+    store(q, e, key)
+    store(q, e + 1, v)
+    store(q, b + 1, g + 1)
     return free, used, lmask
 
 
@@ -152,20 +132,20 @@ def _insert(q, run, lo, hi, key, v):
     when it reaches the end, so it never outgrows the queue's capacity (``run``)."""
     if hi == run:
         for j in range(hi - lo):
-            _st(q, _RUN + j, _ld(q, _RUN + lo + j))
-            _st(q, _RUN + run + j, _ld(q, _RUN + run + lo + j))
+            store(q, _RUN + j, load(q, _RUN + lo + j))
+            store(q, _RUN + run + j, load(q, _RUN + run + lo + j))
         hi -= lo
         lo = 0
     i = hi
     while i > lo:
-        k = _ld(q, _RUN + i - 1)
-        if k < key or (k == key and _ld(q, _RUN + run + i - 1) < v):
+        k = load(q, _RUN + i - 1)
+        if k < key or (k == key and load(q, _RUN + run + i - 1) < v):
             break
-        _st(q, _RUN + i, k)
-        _st(q, _RUN + run + i, _ld(q, _RUN + run + i - 1))
+        store(q, _RUN + i, k)
+        store(q, _RUN + run + i, load(q, _RUN + run + i - 1))
         i -= 1
-    _st(q, _RUN + i, key)
-    _st(q, _RUN + run + i, v)
+    store(q, _RUN + i, key)
+    store(q, _RUN + run + i, v)
     return lo, hi + 1
 
 
@@ -188,12 +168,12 @@ def peek(q, qs):
     """Time of the next end of stay (inf if none), and the state (the least key now known)."""
     last, lmask, size, free, used, least, lo, hi, nexts, entries = qs
     if hi > lo:
-        return time_of(_ld(q, _RUN + lo)), qs
+        return time_of(load(q, _RUN + lo)), qs
     if size == 0:
         return np.inf, qs
     if least < 0:
         level = _ctz(lmask)
-        least = _ld(q, _HEAD * (level * _WIDTH + _ctz(_ld(q, _BITS + level))) + 2)
+        least = load(q, _HEAD * (level * _WIDTH + _ctz(load(q, _BITS + level))) + 2)
     return time_of(least), (last, lmask, size, free, used, least, lo, hi, nexts, entries)
 
 
@@ -205,46 +185,46 @@ def pop(q, qs):
     run = (nexts - _RUN) >> 1
     if hi == lo:  # the run is empty: the least bucket becomes it, or moves down
         level = _ctz(lmask)
-        bits = _ld(q, _BITS + level)
+        bits = load(q, _BITS + level)
         b = _HEAD * (level * _WIDTH + _ctz(bits))
         bits &= bits - 1
-        _st(q, _BITS + level, bits)
+        store(q, _BITS + level, bits)
         if bits == 0:
             lmask &= lmask - 1
-        c = _ld(q, b)
-        f = _ld(q, b + 1)
-        _st(q, b, -1)
-        _st(q, b + 1, 0)
+        c = load(q, b)
+        f = load(q, b + 1)
+        store(q, b, -1)
+        store(q, b + 1, 0)
         lo = hi = np.int64(0)
-        if _ld(q, nexts + c) < 0:  # one chunk: sorted into the run, its greatest key the last
+        if load(q, nexts + c) < 0:  # one chunk: sorted into the run, its greatest key the last
             e = entries + 2 * c * CHUNK
             for j in range(f):
-                lo, hi = _insert(q, run, lo, hi, _ld(q, e + 2 * j), _ld(q, e + 2 * j + 1))
-            _st(q, nexts + c, free)
+                lo, hi = _insert(q, run, lo, hi, load(q, e + 2 * j), load(q, e + 2 * j + 1))
+            store(q, nexts + c, free)
             free = c
-            last = _ld(q, _RUN + hi - 1)
+            last = load(q, _RUN + hi - 1)
         else:  # its least key becomes the last popped; the others move down
             last = least
             while c >= 0:
                 e = entries + 2 * c * CHUNK
                 for j in range(f):
-                    k = _ld(q, e + 2 * j)
+                    k = load(q, e + 2 * j)
                     if k == last:
-                        _st(q, _RUN + hi, k)
-                        _st(q, _RUN + run + hi, _ld(q, e + 2 * j + 1))
+                        store(q, _RUN + hi, k)
+                        store(q, _RUN + run + hi, load(q, e + 2 * j + 1))
                         hi += 1
                     else:
                         free, used, lmask = _append(q, nexts, entries, free, used, k,
-                                                    _ld(q, e + 2 * j + 1), last, lmask)
-                nxt = _ld(q, nexts + c)
-                _st(q, nexts + c, free)  # the chunk is read: free it
+                                                    load(q, e + 2 * j + 1), last, lmask)
+                nxt = load(q, nexts + c)
+                store(q, nexts + c, free)  # the chunk is read: free it
                 free = c
                 c = nxt
                 f = CHUNK
             if hi > 1:
                 q[_RUN + run:_RUN + run + hi].sort()
         least = -1
-    v = _ld(q, _RUN + run + lo)
+    v = load(q, _RUN + run + lo)
     return v, (last, lmask, size - 1, free, used, least, lo + 1, hi, nexts, entries)
 
 
