@@ -2,8 +2,9 @@
 
 When every patient has at most one visit, pools neither overflow nor change capacity, and no
 log is asked for, a pool is a FIFO G/G/c queue (or loss system) fed only by its own arrivals:
-a patient's bed comes free at the least of the c times its beds next come free (a tournament tree),
-so each patient costs one replace-top instead of an arrival and an end-of-stay event. It fills
+a patient's bed comes free at the least of the c times its beds next come free (a 4-ary
+tournament tree), so each patient costs one replace-top instead of an arrival and an end-of-stay
+event. Which of several beds coming free at the same time is taken does not show in any output. It fills
 the same outputs as :func:`sim.engines.numba_core.simulate` with the same arithmetic: start =
 max(arrival, least free time), end = the engine's departure; a pool is full from an arrival
 until its least free time or its next arrival; time full is summed in ticks (trace.ticks), so
@@ -27,7 +28,8 @@ __all__ = ["applies", "replay", "run"]
 #: Bytes of tournament trees (all pools) up to which the recursion is used: they stay in a
 #: core's L2 cache. Beyond, every level is a cache miss, while the event loop's queue is read
 #: in sequence: at 100x the Derbyshire baseline's beds (trees of 4 MiB) the recursion took
-#: 1.45x the event loop's time, at 10x (0.4 MiB) 0.82x, at 1x 0.75x (one run, side by side).
+#: 1.45x the event loop's time, at 10x (0.4 MiB) 0.82x, at 1x 0.75x (one run, side by side, with
+#: binary trees; the 4-ary ones are about 1.4x faster in cache).
 MAX_TREE_BYTES = 1 << 20
 
 
@@ -45,9 +47,11 @@ def applies(network, table) -> bool:
 
 def _tree_offsets(network) -> np.ndarray:
     """Where each pool's tree starts in one array of nodes (pool k: nodes lo[k] + 1 ..
-    lo[k + 1] - 1): twice its leaves, the least power of two >= its beds (one leaf for none);
-    no tree for pools whose beds the engine does not count."""
-    widths = [1 << max(int(c) - 1, 0).bit_length() if tracked else 0
+    lo[k + 1] - 1): twice its leaves, the least power of four >= its beds (one leaf for none);
+    no tree for pools whose beds the engine does not count. With W leaves the root is node 1,
+    node i's children are 4i .. 4i + 3 and the leaves are W .. 2W - 1 (half the nodes below W
+    are unused: siblings are i ^ 1, i ^ 2, i ^ 3 and the parent i >> 2, as in a binary heap)."""
+    widths = [1 << (2 * ((max(int(c) - 1, 0).bit_length() + 1) // 2)) if tracked else 0
               for c, tracked in zip(network.capacity, network.tracked, strict=True)]
     return np.concatenate(([0], np.cumsum(2 * np.array(widths, np.int64)))).astype(np.int64)
 
@@ -81,22 +85,33 @@ def _at_most_one_visit(visit_start):
 
 @njit(cache=True, inline="always")
 def _replace_least(val, leaf, lo, x):
-    """Put ``x`` in place of the least free time in the tournament tree at ``lo``: the
-    winner's leaf takes x and its path to the root is replayed, one sibling per level: a fixed
-    number of steps, without the unpredictable branches of a heap's sift. Each node is read
-    back from memory rather than carried in a register, which LLVM compiles to selects (the
-    carried form became branches that mispredict near capacity: 1.6x slower). Indices are all
-    >= 0, so load / store skip numba's wraparound of negative ones, here and in the replay."""
+    """Put ``x`` in place of the least free time in the 4-ary tournament tree at ``lo``: the
+    winner's leaf takes x and its path to the root is replayed, three siblings per level, for
+    a fixed number of levels. Each node holds its subtree's least time and the leaf it is at;
+    siblings are read through their leaf, so that every load is used whatever the comparisons
+    give and LLVM keeps selects (a load used on one side only became a branch that mispredicts
+    near capacity: 2x slower). The siblings' least is found off the chain of dependent
+    comparisons that runs from leaf to root, one comparison a level. Indices are all >= 0."""
     i = load(leaf, lo + 1)
     store(val, lo + i, x)
+    v = x
+    win = i
     while i > 1:
-        p = i >> 1
-        vi = load(val, lo + i)
-        vj = load(val, lo + (i ^ 1))
-        b = vj < vi
-        store(val, lo + p, vj if b else vi)
-        store(leaf, lo + p, load(leaf, lo + (i ^ 1)) if b else load(leaf, lo + i))
-        i = p
+        l1 = load(leaf, lo + (i ^ 1))
+        l2 = load(leaf, lo + (i ^ 2))
+        l3 = load(leaf, lo + (i ^ 3))
+        v1 = load(val, lo + l1)
+        v2 = load(val, lo + l2)
+        v3 = load(val, lo + l3)
+        least = min(v1, v2)
+        at = l2 if v2 < v1 else l1
+        at = l3 if v3 < least else at
+        least = min(least, v3)
+        win = at if least < v else win
+        v = min(v, least)
+        i >>= 2
+        store(val, lo + i, v)
+        store(leaf, lo + i, win)
 
 
 @njit(cache=True, inline="always")
@@ -135,10 +150,16 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
             leaf[lo[k] + width + i] = width + i
             if i < capacity[k]:
                 val[lo[k] + width + i] = -np.inf
-        for i in range(width - 1, 0, -1):
-            j = 2 * i + (val[lo[k] + 2 * i + 1] < val[lo[k] + 2 * i])
-            val[lo[k] + i] = val[lo[k] + j]
-            leaf[lo[k] + i] = leaf[lo[k] + j]
+        level = width >> 2  # nodes level .. 2 level - 1, from the leaves' parents to the root
+        while level >= 1:
+            for i in range(level, 2 * level):
+                best = 4 * i
+                for c in range(4 * i + 1, 4 * i + 4):
+                    if val[lo[k] + c] < val[lo[k] + best]:
+                        best = c
+                val[lo[k] + i] = val[lo[k] + best]
+                leaf[lo[k] + i] = leaf[lo[k] + best]
+            level >>= 2
     # The arrival a pool has been full since (inf: not full). Sums, selects and min/max, not
     # branches, in the loop: whether a patient finds the pool full is a coin toss near capacity.
     full_since = np.full(n_pools, np.inf)
