@@ -360,7 +360,7 @@ def bench_scaling(quick: bool = False) -> Section:
                      "replications before the first at that scale and after each. Ratios are per "
                      "replication against those 1x runs, so that both sides of a ratio see the "
                      "machine in the same states. The engine is the Kiefer-Wolfowitz recursion "
-                     "while its trees fit in cache (1x, 10x) and the event loop beyond (100x); "
+                     "at every scale here (its trees fit in a core's L2 cache up to 100x); "
                      "the event-loop column times the event loop alone at both scales, on the "
                      "same tables, by the same turns.")
     sec.lines.append("")

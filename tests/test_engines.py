@@ -183,7 +183,7 @@ def test_recursion_replays_a_busy_queue_and_a_loss_system_exactly():
 
 
 def test_recursion_is_left_to_the_event_loop_when_its_trees_outgrow_the_cache():
-    for beds, expected in ((626, True), (16_000, True), (17_000, False)):  # 4-ary: 0.5, 2 MiB
+    for beds, expected in ((626, True), (65_000, True), (66_000, False)):  # 0.7, 2.8 MiB
         doc = {"name": "big", "start": "2020-01-01", "warmup_days": 0, "run_days": 5,
                "pools": {"ward": {"capacity": beds, "when_full": "queue"}},
                "cohorts": {"c": {"arrivals": {"per_year": 3650}, "pathway": [

@@ -25,12 +25,13 @@ from sim.unchecked import load, store
 __all__ = ["applies", "replay", "run"]
 
 
-#: Bytes of tournament trees (all pools) up to which the recursion is used: they stay in a
-#: core's L2 cache. Beyond, every level is a cache miss, while the event loop's queue is read
-#: in sequence: at 100x the Derbyshire baseline's beds (trees of 4 MiB) the recursion took
-#: 1.45x the event loop's time, at 10x (0.4 MiB) 0.82x, at 1x 0.75x (one run, side by side, with
-#: binary trees; the 4-ary ones are about 1.4x faster in cache).
-MAX_TREE_BYTES = 1 << 20
+#: Bytes of tournament trees (all pools: a time per leaf, a leaf per inner node, 8 bytes each) up
+#: to which the recursion is used: they stay in a core's L2 cache (2 MiB here). Beyond, every
+#: level is a cache miss, while the event loop's queue is read in sequence. One pool of W
+#: leaves, side by side with the event loop (recursion / event loop): 0.52 at 16,384 leaves,
+#: 0.63 at 65,536 (0.7 MiB), 1.08 at 262,144 (2.8 MiB), 2.12 at 1,048,576; 100x the Derbyshire
+#: baseline's beds (two trees of 65,536 leaves, 1.4 MiB) 0.60.
+MAX_TREE_BYTES = 2 << 20
 
 
 def applies(network, table) -> bool:
@@ -41,8 +42,14 @@ def applies(network, table) -> bool:
         return False
     if (network.capacity[network.tracked] >= UNLIMITED).any():
         return False
-    tree_bytes = 16 * int(_tree_offsets(network)[-1])  # a node: a time and a leaf, 8 bytes each
-    return tree_bytes <= MAX_TREE_BYTES and _at_most_one_visit(table.visit_start)
+    return _tree_bytes(_tree_offsets(network)) <= MAX_TREE_BYTES and _at_most_one_visit(table.visit_start)
+
+
+def _tree_bytes(lo: np.ndarray) -> int:
+    """Bytes the replay touches in the trees at offsets ``lo``: W leaves' times and the
+    (W - 1) / 3 inner nodes' leaves of each."""
+    widths = np.diff(lo) // 2
+    return int((8 * widths + 8 * ((widths - 1).clip(0) // 3)).sum())
 
 
 def _tree_offsets(network) -> np.ndarray:
@@ -84,34 +91,42 @@ def _at_most_one_visit(visit_start):
 
 
 @njit(cache=True, inline="always")
+def _level(val, lo, v, win, l1, l2, l3):
+    """One level of a replay: the least time (and its leaf) of the path's ``v`` (at ``win``)
+    and three siblings' (at their leaves ``l1``, ``l2``, ``l3``). The siblings' least is
+    found off the chain of dependent comparisons that runs from leaf to root."""
+    v1 = load(val, lo + l1)
+    v2 = load(val, lo + l2)
+    v3 = load(val, lo + l3)
+    least = min(v1, v2)
+    at = l2 if v2 < v1 else l1
+    at = l3 if v3 < least else at
+    least = min(least, v3)
+    return min(v, least), (at if least < v else win)
+
+
+@njit(cache=True, inline="always")
 def _replace_least(val, leaf, lo, x):
-    """Put ``x`` in place of the least free time in the 4-ary tournament tree at ``lo``: the
-    winner's leaf takes x and its path to the root is replayed, three siblings per level, for
-    a fixed number of levels. Each node holds its subtree's least time and the leaf it is at;
-    siblings are read through their leaf, so that every load is used whatever the comparisons
-    give and LLVM keeps selects (a load used on one side only became a branch that mispredicts
-    near capacity: 2x slower). The siblings' least is found off the chain of dependent
-    comparisons that runs from leaf to root, one comparison a level. Indices are all >= 0."""
+    """Put ``x`` in place of the least free time in the 4-ary tournament tree at ``lo`` and
+    return the new least: the winner's leaf takes x and its path to the root is replayed, three
+    siblings per level. Only leaves hold times (``val``) and only inner nodes their subtree's
+    winning leaf (``leaf``; node 1 of a one-leaf tree is its own), which halves what the
+    replay touches; siblings are read through their leaf, so that every load is used whatever
+    the comparisons give and LLVM keeps selects (a load used on one side only became a branch
+    that mispredicts near capacity: 2x slower). Indices are all >= 0."""
     i = load(leaf, lo + 1)
     store(val, lo + i, x)
-    v = x
-    win = i
-    while i > 1:
-        l1 = load(leaf, lo + (i ^ 1))
-        l2 = load(leaf, lo + (i ^ 2))
-        l3 = load(leaf, lo + (i ^ 3))
-        v1 = load(val, lo + l1)
-        v2 = load(val, lo + l2)
-        v3 = load(val, lo + l3)
-        least = min(v1, v2)
-        at = l2 if v2 < v1 else l1
-        at = l3 if v3 < least else at
-        least = min(least, v3)
-        win = at if least < v else win
-        v = min(v, least)
+    v, win = x, i
+    if i > 1:
+        v, win = _level(val, lo, v, win, i ^ 1, i ^ 2, i ^ 3)  # the siblings are leaves
         i >>= 2
-        store(val, lo + i, v)
         store(leaf, lo + i, win)
+        while i > 1:
+            v, win = _level(val, lo, v, win, load(leaf, lo + (i ^ 1)),
+                            load(leaf, lo + (i ^ 2)), load(leaf, lo + (i ^ 3)))
+            i >>= 2
+            store(leaf, lo + i, win)
+    return v
 
 
 @njit(cache=True, inline="always")
@@ -142,24 +157,25 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
     n = arrival.shape[0]
     n_pools = capacity.shape[0]
     n_days = census.shape[1]
-    val = np.full(lo[n_pools], np.inf)  # a node's least free time below it (no bed: inf)
-    leaf = np.zeros(lo[n_pools], np.int64)  # the leaf it is at
+    val = np.full(lo[n_pools], np.inf)  # a leaf's bed's next free time (no bed: inf)
+    leaf = np.ones(lo[n_pools], np.int64)  # an inner node's winning leaf
+    least = np.full(n_pools, np.inf)  # each tree's least time
     for k in range(n_pools):
         width = (lo[k + 1] - lo[k]) // 2
-        for i in range(width):
-            leaf[lo[k] + width + i] = width + i
-            if i < capacity[k]:
-                val[lo[k] + width + i] = -np.inf
+        for i in range(min(capacity[k], width)):
+            val[lo[k] + width + i] = -np.inf
         level = width >> 2  # nodes level .. 2 level - 1, from the leaves' parents to the root
         while level >= 1:
             for i in range(level, 2 * level):
-                best = 4 * i
-                for c in range(4 * i + 1, 4 * i + 4):
-                    if val[lo[k] + c] < val[lo[k] + best]:
-                        best = c
-                val[lo[k] + i] = val[lo[k] + best]
-                leaf[lo[k] + i] = leaf[lo[k] + best]
+                best = -1
+                for c in range(4 * i, 4 * i + 4):
+                    at = c if level * 4 == width else leaf[lo[k] + c]
+                    if best < 0 or val[lo[k] + at] < val[lo[k] + best]:
+                        best = at
+                leaf[lo[k] + i] = best
             level >>= 2
+        if width:
+            least[k] = val[lo[k] + leaf[lo[k] + 1]]
     # The arrival a pool has been full since (inf: not full). Sums, selects and min/max, not
     # branches, in the loop: whether a patient finds the pool full is a coin toss near capacity.
     full_since = np.full(n_pools, np.inf)
@@ -194,8 +210,7 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
             # in a bed at the midnights in [admit, dep); to the horizon if it leaves after it
             _add_stay(diff, k * row, a, dep, first_midnight, n_days)
             continue
-        root = load(lo, k) + 1
-        f = load(val, root)
+        f = load(least, k)
         # full from full_since until its least free time or this arrival (in the window)
         store(full, k, load(full, k) + _full_ticks(load(full_since, k), min(f, a), t_lo, horizon))
         found_full = f > a
@@ -211,8 +226,9 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
         if any_hold:
             dep = stay_end(start, w, k, visit_los, hold_u, hold_on, hold_factor, hold_open,
                            hold_close, first_weekday)
-        _replace_least(val, leaf, root - 1, dep)
-        store(full_since, k, a if load(val, root) > a else np.inf)
+        f = _replace_least(val, leaf, load(lo, k), dep)
+        store(least, k, f)
+        store(full_since, k, a if f > a else np.inf)
         store(admit, w, start if start < horizon else np.nan)
         store(leave, w, dep if dep < horizon else np.nan)
         # in a bed at the midnights in [start, dep); none if it starts after the horizon
@@ -234,6 +250,6 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
         if capacity[k] == 0:  # full throughout
             full[k] = max(t_hi - t_lo, 0.0)
         else:
-            f = val[lo[k] + 1]
+            f = least[k]
             full[k] += _full_ticks(full_since[k], f, t_lo, horizon)
         acc[k, 0] = full[k]
