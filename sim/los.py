@@ -23,6 +23,7 @@ from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
 from sim.grouping import group_by
+from sim.unchecked import load
 
 FloatArray = NDArray[np.float64]
 
@@ -530,7 +531,8 @@ class Fixed(LosDistribution):
 @njit(cache=True)
 def _mixture_slices(u, inner, cum, w_safe, negate):
     """Component of each uniform (``searchsorted(inner, u, 'right')``) and the uniform rescaled
-    within its slice, ``clip((u - cum[j]) / w_safe[j], 0, 1-)``; negated if ``negate``."""
+    within its slice, ``clip((u - cum[j]) / w_safe[j], 0, 1-)``; negated if ``negate``. The
+    component is at most ``len(inner)``, so it indexes ``cum`` and ``w_safe`` unchecked."""
     n = u.shape[0]
     m = inner.shape[0]
     v = np.empty(n)
@@ -542,7 +544,7 @@ def _mixture_slices(u, inner, cum, w_safe, negate):
             j += np.int64(inner[k] <= x)
         if x != x:  # NaN sorts after every boundary, as in np.searchsorted
             j = m
-        y = (x - cum[j]) / w_safe[j]
+        y = (x - load(cum, j)) / load(w_safe, j)
         if y < 0.0:
             y = 0.0
         elif y > _BELOW_ONE:
@@ -554,9 +556,10 @@ def _mixture_slices(u, inner, cum, w_safe, negate):
 
 @njit(cache=True)
 def _scale_floor(x, comp, factor, floor):
-    """In place: ``maximum(x * factor[comp], floor)`` (NaN stays NaN, as np.maximum)."""
+    """In place: ``maximum(x * factor[comp], floor)`` (NaN stays NaN, as np.maximum); ``comp``
+    from :func:`_mixture_slices` indexes ``factor`` (one per component) unchecked."""
     for i in range(x.shape[0]):
-        y = x[i] * factor[comp[i]]
+        y = x[i] * load(factor, comp[i])
         if y < floor:
             y = floor
         x[i] = y
