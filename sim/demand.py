@@ -485,6 +485,15 @@ def _gather_visits(order, counts, src_start, pool, los, stage):
     return visit_start, out_pool, out_los, out_stage
 
 
+@njit(cache=True)
+def _in_order(x):
+    """``np.all(x[1:] >= x[:-1])``, stopping at the first pair out of order."""
+    for i in range(1, x.shape[0]):
+        if not x[i] >= x[i - 1]:
+            return False
+    return True
+
+
 _INF_BITS = np.float64(np.inf).view(np.int64)
 
 
@@ -570,7 +579,7 @@ def merge(parts: list[tuple[int, CohortPatients]]) -> PatientTable:
     mark = (np.concatenate([np.full(len(p.arrival), np.nan) if p.mark is None else p.mark
                             for _, p in parts]) if drawn else None)
     exit_code = np.concatenate([p.exit for _, p in parts])
-    if bool(np.all(arrival[1:] >= arrival[:-1])):  # already in order (e.g. one cohort)
+    if _in_order(arrival):  # e.g. one cohort
         visit_start = np.zeros(len(counts) + 1, np.int64)
         np.cumsum(counts, out=visit_start[1:])
     else:

@@ -140,6 +140,14 @@ def test_arrival_order_is_the_stable_argsort(runs):
                                   np.argsort(arrival, kind="stable"))
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(times, st.just(np.nan)), max_size=40))
+def test_in_order_is_every_pair_non_decreasing(values):
+    x = np.asarray(values, np.float64)
+    assert demand._in_order(x) == bool(np.all(x[1:] >= x[:-1]))
+    assert demand._in_order(np.sort(x[~np.isnan(x)]))
+
+
 @pytest.mark.parametrize("odd", [np.inf, np.nan, -1.0, -0.0, 1e-310])
 def test_arrival_order_outside_its_shortcut_is_the_stable_argsort(odd):
     """Infinite, NaN, negative or signed-zero times take numpy's argsort; subnormal ones the
