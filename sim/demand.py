@@ -244,14 +244,14 @@ def _accept_bands(times, accept, starts, edges, day, hourly, use_hourly, growth_
     ``base ** ((t + offset) / 365.25)`` (1 without growth). g lies within
     ``[growth_lo[d], growth_hi[d]]`` on day ``d = int(t)``, so u is accepted if u w + e lies
     below x growth_lo[d], rejected if it lies at or above x growth_hi[d], and left undecided
-    (status 2) in between or when a bound lies outside [1e-300, 1e300], for the caller to decide
-    with the exact threshold. Returns the indices accepted for sure, the status of every
-    candidate (1 accept, 0 reject, 2 undecided) and the number undecided. Branch-free (integer
-    0/1 flags): acceptance is often near a coin flip.
+    in between or when a bound lies outside [1e-300, 1e300], for the caller to decide with the
+    exact threshold. Returns the indices accepted for sure and those undecided (a few in a
+    hundred thousand), each in order. Branch-free (integer 0/1 flags): acceptance is often
+    near a coin flip.
     """
     n = times.shape[0]
     out = np.empty(n, np.int64)
-    status = np.empty(n, np.int8)
+    unsure_at = np.empty(n, np.int64)
     k = 0
     undecided = 0
     for b in range(starts.shape[0] - 1):
@@ -268,11 +268,11 @@ def _accept_bands(times, accept, starts, edges, day, hourly, use_hourly, growth_
             yes = valid & np.int64(aw < x * lo)
             no = valid & np.int64(aw >= x * hi)
             unsure = 1 - (yes | no)
-            store(status, i, yes + 2 * unsure)
+            store(unsure_at, undecided, i)
             undecided += unsure
             store(out, k, i)
             k += yes
-    return out[:k], status, undecided
+    return out[:k], unsure_at[:undecided]
 
 
 def _growth_bounds(c: CohortNet, n_days: int) -> tuple[np.ndarray, np.ndarray]:
@@ -308,13 +308,11 @@ def _thin(c: CohortNet, times: np.ndarray, accept: np.ndarray, day: np.ndarray,
     :func:`candidate_arrivals` (growth factors by ``pow`` wherever the decision needs them)."""
     use_hourly = not bool(np.all(c.hourly == 1.0))
     lo, hi = _growth_bounds(c, len(day))
-    cand, status, undecided = _accept_bands(times, accept, starts, edges, day, c.hourly,
-                                            use_hourly, lo, hi)
-    if undecided:
-        idx = np.flatnonzero(status == 2)
-        status[idx] = accept[idx] < _band_intensity(c, times, idx, starts, edges, day,
-                                                    use_hourly)
-        cand = np.flatnonzero(status == 1)
+    cand, unsure = _accept_bands(times, accept, starts, edges, day, c.hourly, use_hourly, lo, hi)
+    if unsure.size:
+        kept = unsure[accept[unsure] < _band_intensity(c, times, unsure, starts, edges, day,
+                                                       use_hourly)]
+        cand = np.insert(cand, np.searchsorted(cand, kept), kept)  # both sorted: in order
     return cand
 
 
