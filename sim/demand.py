@@ -89,8 +89,8 @@ def _growth(c: CohortNet, t: np.ndarray) -> np.ndarray:
 @njit(cache=True, inline="always")
 def _calendar_factor(t, day, hourly, use_hourly):
     """Day factor x hour-of-day factor at time ``t`` in [0, len(day)) (the hour factor skipped
-    when all are 1). Both indices are in range (the hour's at most 23: (t - d) x 24 rounds to
-    24.0 when t is within 2^-53 below a whole day), so they are read unchecked."""
+    when all are 1). Both indices are in range, so they are read unchecked (the hour is capped
+    at 23: (t - d) x 24 can round up to 24.0 for a time just below a whole day)."""
     d = np.int64(t)
     x = load(day, d)
     if use_hourly:

@@ -4,7 +4,7 @@ When every patient has at most one visit, pools neither overflow nor change capa
 log is asked for, a pool is a FIFO G/G/c queue (or loss system) fed only by its own arrivals:
 a patient's bed comes free at the least of the c times its beds next come free (a 4-ary
 tournament tree), so each patient costs one replace-top instead of an arrival and an end-of-stay
-event. Which of several beds coming free at the same time is taken does not show in any output. It fills
+event; which of several beds coming free at the same time is taken shows in no output. It fills
 the same outputs as :func:`sim.engines.numba_core.simulate` with the same arithmetic: start =
 max(arrival, least free time), end = the engine's departure; a pool is full from an arrival
 until its least free time or its next arrival; time full is summed in ticks (trace.ticks), so
@@ -42,7 +42,8 @@ def applies(network, table) -> bool:
         return False
     if (network.capacity[network.tracked] >= UNLIMITED).any():
         return False
-    return _tree_bytes(_tree_offsets(network)) <= MAX_TREE_BYTES and _at_most_one_visit(table.visit_start)
+    return (_tree_bytes(_tree_offsets(network)) <= MAX_TREE_BYTES
+            and _at_most_one_visit(table.visit_start))
 
 
 def _tree_bytes(lo: np.ndarray) -> int:
