@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numba import njit
@@ -180,6 +181,23 @@ def test_recursion_replays_a_busy_queue_and_a_loss_system_exactly():
         trace = assert_same(network, table)
         found_full = (trace.flags & 1).mean()
         assert 0.05 < found_full < 0.95, found_full
+
+
+@pytest.mark.parametrize("beds", [1, 2, 3, 4, 5, 15, 16, 17, 63, 64, 65, 257])
+def test_recursion_replays_every_tree_shape_exactly(beds):
+    """Near capacity on both policies, with beds at and either side of the 4-ary trees' powers
+    of four (one leaf; one, two, three and four levels; leaves without a bed)."""
+    for when_full in ("queue", "lose"):
+        doc = {"name": "shape", "start": "2020-01-01", "warmup_days": 0, "run_days": 150,
+               "pools": {"ward": {"capacity": beds, "when_full": when_full}},
+               "cohorts": {"c": {"arrivals": {"per_year": 365 * beds / 2.0 * 0.97}, "pathway": [
+                   {"stage": "s", "pool": "ward", "los": {"dist": "lognormal", "mean": 2.0,
+                                                          "cv": 1.0}}]}}}
+        network = compile_network(scenario_from_dict(doc))
+        table = demand.generate(network, beds, 0)
+        assert kiefer_wolfowitz.applies(network, table)
+        trace = assert_same(network, table)
+        assert (trace.flags & 1).any()  # some find the pool full: the tree is full too
 
 
 def test_recursion_is_left_to_the_event_loop_when_its_trees_outgrow_the_cache():
