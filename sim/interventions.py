@@ -592,16 +592,19 @@ def _lane_picks(who, marks, lane_start, level, full_share, lane, los, shorten, m
     """Patients ``who[i]`` a lever picks, and their lane positions: ``u = marks[i] - lane_start``
     in ``[0, min(full_share * level, lane))`` and a stay at the stage that is eligible (shorten:
     ``>= min_los`` and ``> days_saved`` if given; else ``<= max_los``). The same comparisons as
-    the numpy masks (``u < min(a, b)`` as ``u < a and u < b``, false for NaN)."""
+    the numpy masks (``u < min(a, b)`` as ``u < a and u < b``, false for NaN). An empty
+    ``level`` is 1 for every patient (full_share x 1.0 is full_share exactly)."""
     n = who.shape[0]
     out = np.empty(n, np.int64)
     out_u = np.empty(n)
     k = 0
+    flat = level.shape[0] == 0
     for i in range(n):
         p = who[i]
         u = marks[i] - lane_start
         x = los[i]
-        ok = (u >= 0.0) & (u < full_share * level[i]) & (u < lane) & (x == x)
+        share = full_share if flat else full_share * level[i]
+        ok = (u >= 0.0) & (u < share) & (u < lane) & (x == x)
         if shorten:
             ok = ok & (x >= min_los)
             if use_days_saved:
@@ -742,7 +745,7 @@ def selected(network: Network, table: PatientTable, seed: int, replication: int,
             who = index.patients(int(c))
             los, _ = index.stage_los(int(ci.stage[k]), int(c))
             # monthly: every eligible patient in the lane is a candidate; the counts pick
-            level = np.ones(len(who)) if monthly else index.level(ci, int(c))
+            level = np.empty(0) if monthly else index.level(ci, int(c))  # empty: all 1
             share = float(ci.lane) if monthly else ci.fraction * ci.scale
             p, u = _lane_picks(who, index.marks(mark_name, mark, int(c)),
                                float(ci.lane_start[k]), level, share, float(ci.lane), los,
