@@ -111,6 +111,28 @@ def midnight_index(x, first_midnight, n_days):
     return np.int64(min(max(np.ceil(x) - first_midnight, 0.0), float(n_days)))
 
 
+@njit(cache=True)
+def add_stay(diff, row, start, end, first_midnight, n_days):
+    """A stay in a bed at the midnights in [start, end), in a pool's census differences
+    ``diff[row:row + n_days + 1]`` (+1 at the first midnight in, -1 at the first one out);
+    indices in range by construction, so written unchecked. Left to LLVM to inline: numba's
+    own inlining made unconstrained_sums 18% slower."""
+    i = row + midnight_index(start, first_midnight, n_days)
+    store(diff, i, load(diff, i) + 1)
+    j = row + midnight_index(end, first_midnight, n_days)
+    store(diff, j, load(diff, j) - 1)
+
+
+@njit(cache=True, inline="always")
+def census_from_diff(diff, row, census, k):
+    """Pool ``k``'s midnight census (``census[k]``): the running sum of its differences
+    ``diff[row:row + n_days]``."""
+    run = np.int64(0)
+    for d in range(census.shape[1]):
+        run += diff[row + d]
+        census[k, d] = run
+
+
 def risk_rule(census: np.ndarray, epsilon: float) -> int:
     """Smallest capacity c with census > c on at most a fraction epsilon of days."""
     values = np.sort(np.asarray(census).ravel())
@@ -257,17 +279,11 @@ def unconstrained_sums(arrival, visit_start, visit_pool, visit_los, warmup, hori
             if any_hold and hold_on[k] and v == stop - 1 and not np.isnan(hold_u[v]):
                 end += hold_days(end, hold_u[v], first_weekday, hold_factor[k], hold_open[k],
                                  hold_close[k])
-            i = k * row + midnight_index(start, first_midnight, n_days)
-            store(diff, i, load(diff, i) + 1)
-            j = k * row + midnight_index(end, first_midnight, n_days)
-            store(diff, j, load(diff, j) - 1)
+            add_stay(diff, k * row, start, end, first_midnight, n_days)
             store(uc_days, k, load(uc_days, k) + max(min(end, horizon) - max(start, warmup), 0.0))
     census = np.empty((n_pools, n_days), np.int32)
     for k in range(n_pools):
-        c = 0
-        for d in range(n_days):
-            c += diff[k * row + d]
-            census[k, d] = c
+        census_from_diff(diff, k * row, census, k)
     return uc_days, census, cohort_adm
 
 

@@ -18,7 +18,7 @@ from numba import njit
 
 from sim.discharges import stay_end
 from sim.engines.trace import FOUND_FULL, LOST, TICKS_PER_DAY, OccupancyPath, Trace, ticks
-from sim.metrics import midnight_index
+from sim.metrics import add_stay, census_from_diff
 from sim.network import LOSE, OVERFLOW, UNLIMITED
 from sim.unchecked import load, store
 
@@ -131,16 +131,6 @@ def _replace_least(val, leaf, lo, x):
 
 
 @njit(cache=True, inline="always")
-def _add_stay(diff, row, start, end, first_midnight, n_days):
-    """A stay in a bed at the midnights in [start, end), in a pool's census differences
-    (``diff[row:row + n_days + 1]``)."""
-    i = row + midnight_index(start, first_midnight, n_days)
-    store(diff, i, load(diff, i) + 1)
-    j = row + midnight_index(end, first_midnight, n_days)
-    store(diff, j, load(diff, j) - 1)
-
-
-@njit(cache=True, inline="always")
 def _full_ticks(since, until, t_lo, horizon):
     """Ticks of [since, until) within the window [warmup, horizon) (``t_lo``: ticks(warmup);
     0 when empty, as when ``since`` is inf: not full)."""
@@ -209,7 +199,7 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
                                hold_close, first_weekday)
             store(leave, w, dep if dep < horizon else np.nan)
             # in a bed at the midnights in [admit, dep); to the horizon if it leaves after it
-            _add_stay(diff, k * row, a, dep, first_midnight, n_days)
+            add_stay(diff, k * row, a, dep, first_midnight, n_days)
             continue
         f = load(least, k)
         # full from full_since until its least free time or this arrival (in the window)
@@ -233,7 +223,7 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
         store(admit, w, start if start < horizon else np.nan)
         store(leave, w, dep if dep < horizon else np.nan)
         # in a bed at the midnights in [start, dep); none if it starts after the horizon
-        _add_stay(diff, k * row, start, dep, first_midnight, n_days)
+        add_stay(diff, k * row, start, dep, first_midnight, n_days)
     for w in range(reached, m):
         used_pool[w] = -1
         request[w] = np.nan
@@ -242,10 +232,7 @@ def replay(arrival, visit_start, visit_pool, visit_los, capacity, policy, horizo
         flags[w] = 0
         moved_at[w] = np.nan
     for k in range(n_pools):
-        run = np.int64(0)
-        for d in range(n_days):
-            run += diff[k * row + d]
-            census[k, d] = run
+        census_from_diff(diff, k * row, census, k)
         if not tracked[k]:
             continue
         if capacity[k] == 0:  # full throughout

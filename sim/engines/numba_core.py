@@ -31,7 +31,7 @@ from sim.engines.trace import (
     Trace,
     advance_pool,
 )
-from sim.metrics import midnight_index
+from sim.metrics import census_from_diff, midnight_index
 
 _QUEUE, _LOSE = 0, 1
 _DRAIN, _OUTLIE = 0, 1  # network.DRAIN / OUTLIE; anything else moves
@@ -169,7 +169,8 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
     n_days = census.shape[1]
     day = 0
     # untracked pools' census: +1 at the first midnight in a bed, -1 at the first one out
-    stay_diff = np.zeros((n_pools, n_days + 1), np.int64)
+    row = n_days + 1
+    stay_diff = np.zeros(n_pools * row, np.int64)
     acc[:, 1] = warmup
     path = not write_log
     next_midnight = first_midnight if path and n_days > 0 else np.inf  # of census day ``day``
@@ -239,7 +240,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                     if write_log:
                         _log(cnt, log_time, log_pool, log_delta, t, k, 1)
                 elif path:
-                    stay_diff[k, midnight_index(t, first_midnight, n_days)] += 1
+                    stay_diff[k * row + midnight_index(t, first_midnight, n_days)] += 1
                 has_event = tracked[k] or not last_of[w]  # else: an untracked last stay
                 if has_event or path:
                     dep = t + visit_los[w]
@@ -249,7 +250,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                     if has_event:
                         qs = push(q, qs, dep, _payload(w, k, last_of[w]))
                     else:  # out of its bed at its end (or in at the horizon)
-                        stay_diff[k, midnight_index(dep, first_midnight, n_days)] -= 1
+                        stay_diff[k * row + midnight_index(dep, first_midnight, n_days)] -= 1
             elif outcome == _QUEUED:
                 q_next[w] = -1
                 if q_tail[k] >= 0:
@@ -269,7 +270,7 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                 stack[sp] = k
                 sp += 1
             elif k >= 0 and path:
-                stay_diff[k, midnight_index(t, first_midnight, n_days)] -= 1
+                stay_diff[k * row + midnight_index(t, first_midnight, n_days)] -= 1
         # Serve queues of pools where beds became free, cascading through blocked transfers.
         while sp > 0:
             sp -= 1
@@ -303,15 +304,12 @@ def simulate(arrival, visit_start, visit_pool, visit_los, capacity0, policy, ove
                         stack[sp] = kp
                         sp += 1
                     elif kp >= 0 and path:
-                        stay_diff[kp, midnight_index(t, first_midnight, n_days)] -= 1
+                        stay_diff[kp * row + midnight_index(t, first_midnight, n_days)] -= 1
     _left_at_end_of_stay(horizon, visit_los, used_pool, admit, leave, flags, last_of, any_hold,
                          hold_u, hold_on, hold_factor, hold_open, hold_close, first_weekday)
     for k in range(n_pools):
         if not tracked[k]:
-            run = np.int64(0)
-            for d in range(n_days):
-                run += stay_diff[k, d]
-                census[k, d] = run
+            census_from_diff(stay_diff, k * row, census, k)
     return cnt[0]
 
 
